@@ -1,0 +1,116 @@
+"""Peers measured in the same run: llama-cpp-python's own `Llama(draft_model=...)` path with
+prompt lookup, and llama.cpp's native `llama-speculative-simple` (with `llama-simple` as its
+target-alone baseline) when the user points to a llama.cpp build."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from specchat.errors import SpecchatError
+
+
+@dataclass(frozen=True)
+class PeerRun:
+    token_ids: tuple[int, ...]
+    tokens_per_second: float
+    ttft_ms: float
+    drafted: int | None = None
+    accepted: int | None = None
+
+
+class LlamaCppPythonPeer:
+    """Target alone and target + LlamaPromptLookupDecoding, both via llama_cpp.Llama.generate.
+
+    Note llama-cpp-python forces logits_all=True when a draft_model is given (an n_ctx x n_vocab
+    logits buffer): its peak RSS shows it."""
+
+    def __init__(self, target: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
+                 k: int) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+        kwargs = dict(model_path=str(target), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers,
+                      n_threads=n_threads, verbose=False)
+        self.k = k
+        self.plain = Llama(**kwargs)  # type: ignore[arg-type]
+        self.lookup = Llama(**kwargs, draft_model=LlamaPromptLookupDecoding(num_pred_tokens=k))  # type: ignore[arg-type]
+
+    def run(self, which: str, prompt: Sequence[int], max_tokens: int) -> PeerRun:
+        llm = self.lookup if which == "lookup" else self.plain
+        llm.reset()
+        ids: list[int] = []
+        t0 = time.perf_counter()
+        t_first = t0
+        for tok in llm.generate(list(prompt), temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
+                                repeat_penalty=1.0, reset=True):
+            if not ids:
+                t_first = time.perf_counter()
+            if llm.token_eos() == tok or _is_eog(llm, tok):
+                break
+            ids.append(int(tok))
+            if len(ids) >= max_tokens:
+                break
+        t_end = time.perf_counter()
+        tps = (len(ids) - 1) / (t_end - t_first) if len(ids) > 1 and t_end > t_first else 0.0
+        return PeerRun(tuple(ids), tps, (t_first - t0) * 1000)
+
+    def close(self) -> None:
+        self.plain.close()
+        self.lookup.close()
+
+
+def _is_eog(llm, tok: int) -> bool:  # noqa: ANN001
+    import llama_cpp
+
+    return bool(llama_cpp.llama_vocab_is_eog(llama_cpp.llama_model_get_vocab(llm.model), tok))
+
+
+# ---- llama.cpp's native binaries -------------------------------------------------------------
+
+_DECODED = re.compile(r"decoded\s+(\d+)\s+tokens\s+in\s+([0-9.]+)\s*s.*?speed:\s*([0-9.]+)\s*t/s")
+_N_DRAFT = re.compile(r"n_drafted\s*=\s*(\d+)")
+_N_ACCEPT = re.compile(r"n_accept\s*=\s*(\d+)")
+
+
+def find_native(bin_dir: Path) -> tuple[Path, Path]:
+    """The speculative example and the plain one in a llama.cpp build's bin folder."""
+    if not bin_dir.is_dir():
+        raise SpecchatError(f"--llama-cpp-bin: not a folder: {bin_dir}")
+    spec, simple = bin_dir / "llama-speculative-simple", bin_dir / "llama-simple"
+    for exe in (spec, simple):
+        if not exe.is_file():
+            raise SpecchatError(f"--llama-cpp-bin: {exe.name} not found in {bin_dir}")
+    return spec, simple
+
+
+def parse_native(output: str) -> PeerRun:
+    """Read `decoded N tokens in T s, speed: S t/s` and, if present, n_drafted / n_accept."""
+    m = _DECODED.search(output)
+    if not m:
+        raise SpecchatError("native llama.cpp output has no 'decoded N tokens in T s' line")
+    drafted, accepted = _N_DRAFT.search(output), _N_ACCEPT.search(output)
+    return PeerRun(
+        token_ids=(),
+        tokens_per_second=float(m.group(3)),
+        ttft_ms=0.0,
+        drafted=int(drafted.group(1)) if drafted else None,
+        accepted=int(accepted.group(1)) if accepted else None,
+    )
+
+
+def run_native(exe: Path, args: Sequence[str], timeout_s: float = 600.0) -> PeerRun:
+    try:
+        proc = subprocess.run([str(exe), *args], capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SpecchatError(f"{exe.name} failed: {exc}") from None
+    out = proc.stdout + "\n" + proc.stderr
+    if proc.returncode != 0:
+        tail = " | ".join(out.strip().splitlines()[-3:])
+        raise SpecchatError(f"{exe.name} exited with {proc.returncode}: {tail}")
+    return parse_native(out)

@@ -1,0 +1,125 @@
+"""Benchmark prompts: built-in sets and the user's own JSONL file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from specchat.engine.types import Message
+from specchat.errors import SpecchatError
+
+_ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class BenchPrompt:
+    name: str
+    messages: tuple[Message, ...]
+
+
+_ARTICLE = (
+    "The lighthouse at Korsvik was built in 1871 on a granite skerry two kilometres off the coast. "
+    "Its first keeper, Anders Holm, kept a log of every ship that passed, the weather at dawn and "
+    "dusk, and the amount of paraffin burned each night. In 1903 the paraffin lamp was replaced by "
+    "a pressurised kerosene burner that tripled the light's range to twenty-two nautical miles. "
+    "The station was electrified in 1952 with a diesel generator, and a submarine cable from the "
+    "mainland followed in 1968. Automation came in 1987: the last keeper, Greta Lind, left the "
+    "skerry on the ninth of September, and since then the light has been monitored from a control "
+    "room in the harbour town. The tower is twenty-four metres tall, painted red with one white "
+    "band, and its lens, a first-order Fresnel lens made in Paris, weighs almost four tonnes. "
+    "Every spring a volunteer association repaints the keeper's house and the boathouse, and in "
+    "July the station opens to visitors, who come by a small ferry that runs twice a day when the "
+    "sea allows. The keepers' logs, one hundred and sixteen volumes in all, are kept in the county "
+    "archive; they record three shipwrecks near the skerry, the worst in the storm of November "
+    "1899, when the schooner Elida ran aground and the keeper rowed out twice to bring her crew of "
+    "seven to safety. Seabirds nest on the skerry's northern side, and since 1994 ornithologists "
+    "have counted eider, razorbills and black guillemots there each June."
+)
+
+_ROUGH_TEXT = (
+    "our team have finished the migration of the billing service to the new database last week. "
+    "the old servers will be turn off on friday, so please make sure that any report you still "
+    "need is exported before then. if you see any error in the new invoices, write to the billing "
+    "channel and include the invoice number, the customer name and what you expected to see."
+)
+
+BUILTIN: dict[str, tuple[tuple[str, str], ...]] = {
+    "chat": (
+        ("explain", "Explain in a few sentences why the sky is blue."),
+        ("list", "Give me five tips for sleeping better, as a short numbered list."),
+        ("story", "Write a short story about a robot who learns to paint."),
+    ),
+    "code": (
+        ("fizzbuzz", "Write a Python function fizzbuzz(n) that returns the FizzBuzz list up to n."),
+        ("reverse", "Write a Python function that reverses a singly linked list, with comments."),
+        ("sql", "Write an SQL query that returns the ten customers with the highest total orders."),
+    ),
+    "rewrite": (
+        ("grammar", f"Rewrite this text with correct grammar and capitalisation:\n\n{_ROUGH_TEXT}"),
+        ("formal", f"Repeat the following text, replacing 'please' with 'kindly':\n\n{_ROUGH_TEXT}"),
+    ),
+    "long-context": (
+        ("summary", f"{_ARTICLE}\n\nSummarise the history of the lighthouse in three sentences."),
+        ("question", f"{_ARTICLE}\n\nWho was the last keeper, and when did she leave?"),
+    ),
+}
+
+
+def builtin_set(name: str, system: str | None = None) -> list[BenchPrompt]:
+    if name not in BUILTIN:
+        raise SpecchatError(f"unknown prompt set {name!r} (choose from {', '.join(BUILTIN)})")
+    return [_make(f"{name}/{key}", text, system) for key, text in BUILTIN[name]]
+
+
+def _make(name: str, text: str, system: str | None) -> BenchPrompt:
+    messages = [Message("system", system)] if system else []
+    return BenchPrompt(name, (*messages, Message("user", text)))
+
+
+def load_prompt_file(path: Path, system: str | None = None) -> list[BenchPrompt]:
+    """Read JSONL: one object per line, {"prompt": "..."} or {"messages": [{"role", "content"}]},
+    with an optional "name" and "system". Blank lines and lines starting with # are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise SpecchatError(f"{path}: no such prompt file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecchatError(f"{path}: cannot read prompt file ({exc})") from None
+    prompts = []
+    for no, line in enumerate(lines, 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            prompts.append(_parse_line(line, f"{path}:{no}", f"{path.stem}/{len(prompts) + 1}", system))
+    if not prompts:
+        raise SpecchatError(f"{path}: no prompts in file")
+    return prompts
+
+
+def _parse_line(line: str, where: str, default_name: str, system: str | None) -> BenchPrompt:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise SpecchatError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise SpecchatError(f"{where}: expected a JSON object")
+    name = obj.get("name", default_name)
+    sys_text = obj.get("system", system)
+    if not isinstance(name, str) or (sys_text is not None and not isinstance(sys_text, str)):
+        raise SpecchatError(f"{where}: 'name' and 'system' must be strings")
+    if "prompt" in obj:
+        if not isinstance(obj["prompt"], str) or not obj["prompt"].strip():
+            raise SpecchatError(f"{where}: 'prompt' must be a non-empty string")
+        return _make(name, obj["prompt"], sys_text)
+    raw = obj.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise SpecchatError(f"{where}: needs 'prompt' (a string) or 'messages' (a list)")
+    messages = [Message("system", sys_text)] if sys_text else []
+    for m in raw:
+        if not (isinstance(m, dict) and m.get("role") in _ROLES and isinstance(m.get("content"), str)):
+            raise SpecchatError(
+                f"{where}: each message needs 'role' (system/user/assistant) and 'content' (string)"
+            )
+        messages.append(Message(m["role"], m["content"]))
+    if messages[-1].role != "user":
+        raise SpecchatError(f"{where}: the last message must be from the user")
+    return BenchPrompt(name, tuple(messages))

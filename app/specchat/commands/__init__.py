@@ -1,0 +1,1 @@
+"""One module per `specchat` subcommand; each exposes register(subparsers)."""

@@ -1,0 +1,79 @@
+"""`specchat ask`: one prompt, one reply, headless. Streams text, or prints one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from specchat.commands.model_args import add_model_args, resolve_model_request
+from specchat.engine.types import DoneEvent, Message, NoticeEvent, Stats, TokenEvent
+
+STATS_KEYS = (
+    "prompt_tokens", "prompt_ms", "generated_tokens", "generation_ms", "tokens_per_second",
+    "ttft_ms", "drafted", "accepted", "acceptance_rate", "target_passes", "tokens_per_pass",
+    "draft_max",
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("ask", help="answer one prompt and exit (no UI)",
+                              description="Answer one prompt with speculative decoding and exit.")
+    add_model_args(p)
+    p.add_argument("--system", metavar="TEXT", help="system prompt")
+    p.add_argument("--json", action="store_true", help="print one JSON object with text, token ids, stats")
+    p.add_argument("--quiet", action="store_true", help="no stats line on stderr")
+    p.add_argument("prompt", metavar="PROMPT", help="the prompt ('-' reads standard input)")
+    p.set_defaults(handler=run)
+
+
+def stats_json(stats: Stats) -> dict[str, object]:
+    d = stats.to_dict()
+    out = {k: d[k] for k in STATS_KEYS}
+    out.update({k: v for k, v in d.items() if k not in out})
+    return out
+
+
+def stats_line(stats: Stats) -> str:
+    line = (
+        f"{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s, "
+        f"TTFT {stats.ttft_ms:.0f} ms, {stats.tokens_per_pass:.2f} tok/pass"
+    )
+    if stats.drafted:
+        line += f", acceptance {stats.acceptance_rate:.0%} ({stats.accepted}/{stats.drafted})"
+    return f"[{line}, mode {stats.mode}{' cross-vocab' if stats.cross_vocab else ''}]"
+
+
+def run(args: argparse.Namespace) -> int:
+    from specchat.engine import load_engine
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        from specchat.errors import SpecchatError
+
+        raise SpecchatError("the prompt is empty")
+    request = resolve_model_request(args)
+    engine = load_engine(request.target, request.draft, request.spec, request.chat_template)
+    try:
+        messages = [Message("system", args.system)] if args.system else []
+        messages.append(Message("user", prompt))
+        done: DoneEvent | None = None
+        for event in engine.chat(messages, request.generation):
+            if isinstance(event, TokenEvent) and not args.json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, NoticeEvent) and not args.quiet:
+                print(f"specchat: {event.message}", file=sys.stderr)
+            elif isinstance(event, DoneEvent):
+                done = event
+    finally:
+        engine.close()
+    assert done is not None
+    if args.json:
+        print(json.dumps({"text": done.text, "token_ids": list(done.token_ids),
+                          "stats": stats_json(done.stats)}, ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+        if not args.quiet:
+            print(stats_line(done.stats), file=sys.stderr)
+    return 0

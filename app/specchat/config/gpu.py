@@ -1,0 +1,144 @@
+"""What the llama.cpp build can offload to: its backend and devices with their free memory.
+
+Devices come from ggml's backend registry (the same list llama.cpp offloads to), read through
+ctypes from the ggml library that llama-cpp-python ships."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+
+DEVICE_TYPES = {0: "CPU", 1: "GPU", 2: "iGPU", 3: "accelerator"}
+
+
+@dataclass(frozen=True)
+class Device:
+    index: int
+    name: str
+    description: str
+    kind: str  # "CPU", "GPU", "iGPU", "accelerator"
+    free_bytes: int
+    total_bytes: int
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.kind in ("GPU", "iGPU")
+
+
+@lru_cache(maxsize=1)
+def _ggml() -> ctypes.CDLL | None:
+    try:
+        from llama_cpp._ggml import libggml  # the library llama-cpp-python itself loaded
+    except Exception:
+        return None
+    lib = libggml
+    try:
+        lib.ggml_backend_dev_count.restype = ctypes.c_size_t
+        lib.ggml_backend_dev_get.restype = ctypes.c_void_p
+        lib.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+        for fn in (lib.ggml_backend_dev_name, lib.ggml_backend_dev_description):
+            fn.restype = ctypes.c_char_p
+            fn.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_dev_type.restype = ctypes.c_int
+        lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_dev_memory.restype = None
+        lib.ggml_backend_dev_memory.argtypes = [
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_size_t),
+            ctypes.POINTER(ctypes.c_size_t),
+        ]
+    except AttributeError:
+        return None
+    return lib
+
+
+def _init_llama() -> bool:
+    try:
+        from specchat.engine.llama import _init_backend
+
+        _init_backend()  # registers the backends (and keeps llama.cpp's log quiet)
+        return True
+    except Exception:
+        return False
+
+
+def devices() -> list[Device]:
+    """All devices of the llama.cpp build (CPU included), with free/total memory now."""
+    if not _init_llama() or (lib := _ggml()) is None:
+        return []
+    found = []
+    for i in range(lib.ggml_backend_dev_count()):
+        dev = lib.ggml_backend_dev_get(i)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        found.append(
+            Device(
+                index=i,
+                name=(lib.ggml_backend_dev_name(dev) or b"").decode(errors="replace"),
+                description=(lib.ggml_backend_dev_description(dev) or b"").decode(errors="replace"),
+                kind=DEVICE_TYPES.get(lib.ggml_backend_dev_type(dev), "unknown"),
+                free_bytes=free.value,
+                total_bytes=total.value,
+            )
+        )
+    return found
+
+
+def gpus() -> list[Device]:
+    return [d for d in devices() if d.is_gpu]
+
+
+def supports_gpu_offload() -> bool:
+    try:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_supports_gpu_offload())
+    except Exception:
+        return False
+
+
+def backend() -> str:
+    """ "CPU", "CUDA", "Metal", "Vulkan"... as the engine reports it."""
+    try:
+        from specchat.engine.llama import backend_name
+
+        return backend_name()
+    except Exception:
+        return "unavailable"
+
+
+def free_vram(main_gpu: int = 0) -> int:
+    """Free bytes on the GPU llama.cpp offloads to first (0 when there is none)."""
+    if not supports_gpu_offload():
+        return 0
+    found = gpus()
+    if not found:
+        return 0
+    return found[min(main_gpu, len(found) - 1)].free_bytes
+
+
+def system_memory() -> tuple[int, int]:
+    """(available, total) bytes of system RAM; (0, 0) when unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 0
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024, total
+        except OSError:
+            pass
+    if sys.platform == "darwin" and not total:
+        try:
+            out = subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True)
+            total = int(out.stdout.strip())
+        except (OSError, ValueError):
+            pass
+    return total, total

@@ -1,0 +1,44 @@
+"""Speculative decoding engine: a draft proposes, the target verifies. Knows nothing of the UI."""
+
+from specchat.engine.protocol import ChatEngine
+from specchat.engine.types import (
+    DoneEvent,
+    DraftMode,
+    EngineInfo,
+    Event,
+    GenerationSettings,
+    Message,
+    ModelInfo,
+    ModelSettings,
+    NoticeEvent,
+    Origin,
+    ProgressEvent,
+    SpecSettings,
+    Stats,
+    TokenEvent,
+)
+
+__all__ = [
+    "ChatEngine",
+    "DoneEvent",
+    "DraftMode",
+    "EngineInfo",
+    "Event",
+    "GenerationSettings",
+    "Message",
+    "ModelInfo",
+    "ModelSettings",
+    "NoticeEvent",
+    "Origin",
+    "ProgressEvent",
+    "SpecSettings",
+    "Stats",
+    "TokenEvent",
+    "load_engine",
+]
+
+
+def load_engine(*args, **kwargs):  # noqa: ANN002, ANN003 - re-exported lazily (imports llama_cpp)
+    from specchat.engine.engine import load_engine as _load
+
+    return _load(*args, **kwargs)

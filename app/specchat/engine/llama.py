@@ -1,0 +1,345 @@
+"""A thin wrapper over llama-cpp-python's low-level API: one model, one context, one sequence.
+
+We drive llama.cpp directly (not `llama_cpp.Llama`) so that logits are computed only for the
+positions being verified and the KV cache can be rolled back token-exactly after a rejection."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import llama_cpp as lc
+import numpy as np
+
+from specchat.engine.threads import SharedThreadpool
+from specchat.engine.types import ModelInfo, ModelSettings
+from specchat.errors import ContextOverflowError, GpuOffloadError, ModelLoadError
+
+GGUF_MAGIC = b"GGUF"
+# Most rows of logits one pass may ask for: verification batches stay well under this
+# (see README: batched and one-token logits are only bit-identical for small batches).
+MAX_OUTPUT_ROWS = 64
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+@lc.llama_log_callback
+def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    if os.environ.get("SPECCHAT_LLAMA_LOG"):
+        os.write(2, text)
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            lc.llama_log_set(_quiet_log, ctypes.c_void_p())
+            lc.llama_backend_init()
+            _backend_ready = True
+
+
+def check_gguf_file(path: Path) -> None:
+    """Fail early, in one line, for a missing, unreadable or non-GGUF file."""
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelLoadError(f"not a file: {path}")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror}") from None
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"not a GGUF file (bad magic {magic!r}): {path}")
+
+
+def default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 16))
+
+
+def backend_name() -> str:
+    """The llama.cpp build's accelerator backend, from its system info."""
+    info = (lc.llama_print_system_info() or b"").decode(errors="replace").upper()
+    for name in ("CUDA", "METAL", "VULKAN", "HIP", "SYCL"):
+        if f"{name} :" in info or f"{name} =" in info or f"{name}:" in info:
+            return name.title() if name in ("METAL", "VULKAN") else name
+    return "CUDA" if lc.llama_supports_gpu_offload() and "CUDA" in info else (
+        "GPU" if lc.llama_supports_gpu_offload() else "CPU"
+    )
+
+
+class LlamaModel:
+    """One GGUF model with its own context and KV cache (sequence 0).
+
+    `tokens` mirrors what is in the KV cache, so callers can reuse the longest common prefix."""
+
+    def __init__(self, settings: ModelSettings, model: ctypes.c_void_p, vocab_only: bool) -> None:
+        self.settings = settings
+        self.path = Path(settings.path)
+        self._model = model
+        self._vocab = lc.llama_model_get_vocab(model)
+        self.n_vocab: int = lc.llama_vocab_n_tokens(self._vocab)
+        self._ctx: ctypes.c_void_p | None = None
+        self._batch: lc.llama_batch | None = None
+        self._mem = None
+        self.tokens: list[int] = []  # tokens currently in the KV cache, in order
+        self._piece_cache: dict[int, bytes] = {}
+        self._eog: set[int] | None = None
+        self.vocab_only = vocab_only
+
+    # ---- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        settings: ModelSettings,
+        vocab_only: bool = False,
+        threadpool: SharedThreadpool | None = None,
+    ) -> LlamaModel:
+        path = Path(settings.path)
+        check_gguf_file(path)
+        _init_backend()
+        params = lc.llama_model_default_params()
+        params.n_gpu_layers = settings.n_gpu_layers if not vocab_only else 0
+        params.main_gpu = settings.main_gpu
+        params.vocab_only = vocab_only
+        params.use_extra_bufts = settings.use_extra_bufts
+        model = lc.llama_model_load_from_file(str(path).encode(), params)
+        if not model:
+            hint = ""
+            if settings.n_gpu_layers and not vocab_only and lc.llama_supports_gpu_offload():
+                raise GpuOffloadError(
+                    f"could not load {path.name} with {settings.n_gpu_layers} GPU layers "
+                    "(out of GPU memory?); retry with fewer --n-gpu-layers or 0"
+                )
+            raise ModelLoadError(f"cannot load GGUF (corrupt or unsupported file{hint}): {path}")
+        self = cls(settings, model, vocab_only)
+        if not vocab_only:
+            self._new_context()
+            if threadpool is not None:
+                threadpool.attach(self._ctx)
+        return self
+
+    def _new_context(self) -> None:
+        s = self.settings
+        cparams = lc.llama_context_default_params()
+        n_ctx_train = lc.llama_model_n_ctx_train(self._model)
+        cparams.n_ctx = s.n_ctx if s.n_ctx > 0 else n_ctx_train
+        cparams.n_batch = s.n_batch
+        cparams.n_ubatch = s.n_batch
+        cparams.n_seq_max = 1
+        cparams.n_outputs_max = MAX_OUTPUT_ROWS
+        threads = s.n_threads or default_threads()
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        # Rolling back and reusing a prefix needs the full sliding-window cache (Gemma 3...).
+        cparams.swa_full = True
+        if s.flash_attn is None:
+            cparams.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_AUTO
+        else:
+            cparams.flash_attn_type = (
+                lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if s.flash_attn else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            )
+        ctx = lc.llama_init_from_model(self._model, cparams)
+        if not ctx:
+            lc.llama_model_free(self._model)
+            self._model = None
+            if s.n_gpu_layers:
+                raise GpuOffloadError(
+                    f"could not create a context for {self.path.name} (out of GPU memory?); "
+                    "retry with a smaller n_ctx or fewer GPU layers"
+                )
+            raise ModelLoadError(f"could not create a context of {cparams.n_ctx} tokens for {self.path}")
+        self._ctx = ctx
+        self._mem = lc.llama_get_memory(ctx)
+        self.n_ctx = lc.llama_n_ctx(ctx)
+        self._batch = lc.llama_batch_init(s.n_batch, 0, 1)
+
+    def close(self) -> None:
+        if self._batch is not None:
+            lc.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx:
+            lc.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            lc.llama_model_free(self._model)
+            self._model = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ---- metadata ----------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(4096)
+        n = lc.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
+        if n < 0:
+            return None
+        if n >= len(buf):
+            buf = ctypes.create_string_buffer(n + 1)
+            lc.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", errors="replace")
+
+    def chat_template(self) -> str | None:
+        raw = lc.llama_model_chat_template(self._model, None)
+        return raw.decode("utf-8", errors="replace") if raw else None
+
+    @property
+    def architecture(self) -> str:
+        return self.meta("general.architecture") or "unknown"
+
+    @property
+    def n_layers(self) -> int:
+        return lc.llama_model_n_layer(self._model)
+
+    def info(self) -> ModelInfo:
+        desc = ctypes.create_string_buffer(256)
+        lc.llama_model_desc(self._model, desc, len(desc))
+        n_layers = self.n_layers
+        ngl = self.settings.n_gpu_layers
+        offloaded = 0
+        if lc.llama_supports_gpu_offload() and not self.vocab_only:
+            offloaded = n_layers if ngl < 0 or ngl > n_layers else ngl
+        return ModelInfo(
+            name=self.meta("general.name") or self.path.stem,
+            path=self.path,
+            architecture=self.architecture,
+            n_vocab=self.n_vocab,
+            n_params=lc.llama_model_n_params(self._model),
+            size_bytes=lc.llama_model_size(self._model),
+            n_ctx_train=lc.llama_model_n_ctx_train(self._model),
+            n_ctx=getattr(self, "n_ctx", 0),
+            n_layers=n_layers,
+            n_gpu_layers=offloaded,
+            quantization=desc.value.decode(errors="replace").split()[-1] if desc.value else "",
+        )
+
+    # ---- vocabulary --------------------------------------------------------------------------
+
+    @property
+    def vocab_type(self) -> int:
+        return lc.llama_vocab_type(self._vocab)
+
+    @property
+    def bos(self) -> int:
+        return lc.llama_vocab_bos(self._vocab)
+
+    @property
+    def eos(self) -> int:
+        return lc.llama_vocab_eos(self._vocab)
+
+    @property
+    def add_bos(self) -> bool:
+        return bool(lc.llama_vocab_get_add_bos(self._vocab))
+
+    @property
+    def add_eos(self) -> bool:
+        return bool(lc.llama_vocab_get_add_eos(self._vocab))
+
+    def token_text(self, token: int) -> bytes:
+        raw = lc.llama_vocab_get_text(self._vocab, token)
+        return raw if raw else b""
+
+    def is_eog(self, token: int) -> bool:
+        return bool(lc.llama_vocab_is_eog(self._vocab, token))
+
+    def is_control(self, token: int) -> bool:
+        return bool(lc.llama_vocab_is_control(self._vocab, token))
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 16
+        buf = (lc.llama_token * cap)()
+        n = lc.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            buf = (lc.llama_token * cap)()
+            n = lc.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, parse_special)
+        return list(buf[:n])
+
+    def piece(self, token: int) -> bytes:
+        """The token's bytes as they appear in output text (control tokens render empty)."""
+        cached = self._piece_cache.get(token)
+        if cached is None:
+            buf = ctypes.create_string_buffer(64)
+            n = lc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = lc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            cached = buf.raw[:n]
+            self._piece_cache[token] = cached
+        return cached
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    # ---- evaluation --------------------------------------------------------------------------
+
+    def truncate(self, n_past: int) -> None:
+        """Roll the KV cache back so that only the first n_past tokens remain."""
+        if n_past >= len(self.tokens):
+            return
+        if not lc.llama_memory_seq_rm(self._mem, 0, n_past, -1):
+            # Recurrent models cannot drop a suffix: start over from an empty cache.
+            lc.llama_memory_clear(self._mem, True)
+            self.tokens = []
+            return
+        del self.tokens[n_past:]
+
+    def reset(self) -> None:
+        lc.llama_memory_clear(self._mem, True)
+        self.tokens = []
+
+    def decode(self, tokens: Sequence[int], logits: str | None = "last") -> None:
+        """Append tokens to the KV cache. logits: "last", "all" (rows for every token) or None.
+
+        With "all", len(tokens) must not exceed MAX_OUTPUT_ROWS and n_batch."""
+        n = len(tokens)
+        if n == 0:
+            return
+        if len(self.tokens) + n > self.n_ctx:
+            raise ContextOverflowError(
+                f"context full: {len(self.tokens) + n} tokens do not fit in n_ctx={self.n_ctx}"
+            )
+        if logits == "all" and n > min(MAX_OUTPUT_ROWS, self.settings.n_batch):
+            raise ValueError(f"cannot request logits for {n} tokens in one pass")
+        batch = self._batch
+        step = self.settings.n_batch
+        for start in range(0, n, step):
+            chunk = tokens[start : start + step]
+            last_chunk = start + step >= n
+            pos0 = len(self.tokens)
+            m = len(chunk)
+            batch.n_tokens = m
+            tok, pos, nseq, seq, out = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
+            want_all = logits == "all"
+            for i, t in enumerate(chunk):
+                tok[i] = t
+                pos[i] = pos0 + i
+                nseq[i] = 1
+                seq[i][0] = 0
+                out[i] = want_all
+            if logits == "last" and last_chunk:
+                out[m - 1] = True
+            rc = lc.llama_decode(self._ctx, batch)
+            if rc != 0:
+                # Keep self.tokens true to the cache: drop whatever this chunk may have left.
+                lc.llama_memory_seq_rm(self._mem, 0, pos0, -1)
+                raise ModelLoadError(f"llama_decode failed with code {rc} on {self.path.name}")
+            self.tokens.extend(chunk)
+
+    def logits(self, row: int = -1) -> np.ndarray:
+        """A view of one row of logits from the last decode (valid until the next decode)."""
+        ptr = lc.llama_get_logits_ith(self._ctx, row)
+        if not ptr:
+            raise RuntimeError(f"no logits for row {row}")
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))

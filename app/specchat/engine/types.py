@@ -1,0 +1,158 @@
+"""The engine's public data: settings in, events and stats out. Plain dataclasses, no UI."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Union
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How to load one GGUF model."""
+
+    path: Path
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0  # -1 = all layers; "auto" is resolved to a number by the config layer
+    n_threads: int | None = None  # None = llama.cpp's default for this machine
+    n_batch: int = 512
+    flash_attn: bool | None = None  # None = let llama.cpp decide
+    main_gpu: int = 0
+    # llama.cpp's CPU weight repacking. Off by default: with it, batched and one-token logits of
+    # Q4_K models differ, which breaks greedy exactness of speculative decoding (see README).
+    use_extra_bufts: bool = False
+
+
+class DraftMode(str, enum.Enum):
+    NONE = "none"  # target alone
+    MODEL = "model"  # a GGUF draft model
+    LOOKUP = "lookup"  # prompt lookup (n-gram match against the context)
+
+
+@dataclass(frozen=True)
+class SpecSettings:
+    """Speculative decoding settings."""
+
+    mode: DraftMode = DraftMode.MODEL
+    draft_max: int = 8  # most tokens proposed per target pass (kept well under 32: see README)
+    draft_min: int = 0  # fewer proposed tokens than this are not worth a batched pass
+    p_min: float = 0.5  # the draft stops early when its top probability falls below this
+    adaptive: bool = True  # tune draft_max from measured throughput; may switch speculation off
+    cross_vocab: bool = False  # allow a draft with another vocabulary (text-level drafting)
+    lookup_ngram_max: int = 4
+    lookup_ngram_min: int = 1
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Sampling and stopping. temperature 0 = greedy."""
+
+    temperature: float = 0.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1 = off
+    min_p: float = 0.0  # 0 = off
+    seed: int | None = None
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Origin(str, enum.Enum):
+    DRAFT = "draft"  # proposed by the drafter and accepted by the target
+    TARGET = "target"  # produced by the target itself (the correction or bonus token)
+
+
+@dataclass
+class Stats:
+    """Generation statistics. Field names are the JSON names (see README)."""
+
+    prompt_tokens: int = 0  # tokens in the rendered prompt
+    prompt_ms: float = 0.0  # time to evaluate the part of the prompt not already cached
+    generated_tokens: int = 0
+    generation_ms: float = 0.0  # from the first generated token's pass to the end
+    tokens_per_second: float = 0.0  # generated_tokens / generation time (after the first token)
+    ttft_ms: float = 0.0  # time to first token, from the start of the request
+    drafted: int = 0  # tokens proposed by the drafter and sent to the target for verification
+    accepted: int = 0  # of those, accepted by the target
+    acceptance_rate: float = 0.0  # accepted / drafted (0 when nothing was drafted)
+    target_passes: int = 0  # target forward passes during generation
+    tokens_per_pass: float = 0.0  # generated_tokens / target_passes
+    draft_max: int = 0  # current (adaptive) or fixed draft length
+    # extra context, outside the fixed names above
+    cached_prompt_tokens: int = 0  # prompt tokens reused from the previous turn's KV cache
+    cross_vocab: bool = False
+    mode: str = "none"
+    finish_reason: str = ""  # "stop", "length", "cancelled", "context"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One emitted token. text may be empty while a multi-byte UTF-8 character is incomplete."""
+
+    text: str
+    token_id: int
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Live stats, sent after each target pass."""
+
+    stats: Stats
+
+
+@dataclass(frozen=True)
+class NoticeEvent:
+    """Something the user should know (turns dropped to fit the context, speculation off...)."""
+
+    message: str
+    kind: str = "info"  # "info" | "warning"
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    text: str
+    token_ids: tuple[int, ...]
+    stats: Stats
+    dropped_turns: int = 0  # oldest turns dropped to fit the context
+
+
+Event = Union[TokenEvent, ProgressEvent, NoticeEvent, DoneEvent]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str  # from the GGUF's general.name, else the file name
+    path: Path
+    architecture: str
+    n_vocab: int
+    n_params: int
+    size_bytes: int
+    n_ctx_train: int
+    n_ctx: int
+    n_layers: int
+    n_gpu_layers: int  # layers actually offloaded
+    quantization: str = ""
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    target: ModelInfo
+    draft: ModelInfo | None
+    backend: str  # "CPU", "CUDA", "Metal", "Vulkan"...
+    mode: DraftMode
+    cross_vocab: bool = False
+    notices: tuple[str, ...] = field(default_factory=tuple)

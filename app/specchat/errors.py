@@ -1,0 +1,40 @@
+"""User-facing errors: each carries one line that the CLI prints before exiting with code 2."""
+
+from __future__ import annotations
+
+
+class SpecchatError(Exception):
+    """A problem the user can fix (bad file, bad flag, bad config). Printed as one line, exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))  # always one line
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ModelLoadError(SpecchatError):
+    """A GGUF file is missing, corrupt, or could not be loaded."""
+
+
+class VocabMismatchError(SpecchatError):
+    """Draft and target do not share a vocabulary (and cross-vocabulary drafting is off)."""
+
+
+class ContextOverflowError(SpecchatError):
+    """The prompt alone does not fit in the context window."""
+
+
+class ConfigError(SpecchatError):
+    """models.toml or another config file is malformed."""
+
+
+class DownloadError(SpecchatError):
+    """A model could not be fetched (no network, wrong checksum, missing in offline mode)."""
+
+
+class GpuOffloadError(SpecchatError):
+    """GPU offload failed (out of GPU memory, no GPU build)."""

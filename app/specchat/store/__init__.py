@@ -1,0 +1,17 @@
+"""Chat history in SQLite, written as it happens (partial replies included)."""
+
+from specchat.store.export import chat_to_markdown
+from specchat.store.history import ChatStore
+from specchat.store.paths import data_dir, default_db_path
+from specchat.store.records import ChatRecord, ChatSettings, MessageRecord, MessageStatus
+
+__all__ = [
+    "ChatRecord",
+    "ChatSettings",
+    "ChatStore",
+    "MessageRecord",
+    "MessageStatus",
+    "chat_to_markdown",
+    "data_dir",
+    "default_db_path",
+]

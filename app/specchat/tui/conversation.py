@@ -1,0 +1,74 @@
+"""Pure helpers: what the engine is sent, per-chat settings applied, reply bookkeeping."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from specchat.engine.types import GenerationSettings, Message, SpecSettings, Stats
+from specchat.store.records import ChatSettings, MessageRecord, MessageStatus
+from specchat.tui.widgets.message import MessageBox
+
+LATE_SECONDS = 0.25  # a batch shown later than this after its first token arrived is "late"
+_GEN_FIELDS = ("temperature", "top_k", "top_p", "min_p", "seed", "max_tokens")
+_SPEC_FIELDS = ("draft_max", "p_min", "adaptive")
+
+
+def engine_messages(settings: ChatSettings, records: list[MessageRecord]) -> list[Message]:
+    """The conversation as the engine sees it. Failed replies and empty turns are left out."""
+    out: list[Message] = []
+    if settings.system_prompt.strip():
+        out.append(Message("system", settings.system_prompt))
+    for r in records:
+        if r.role in ("user", "assistant") and r.status is not MessageStatus.ERROR and r.content:
+            out.append(Message(r.role, r.content))  # type: ignore[arg-type]
+    return out
+
+
+def generation_for(base: GenerationSettings, chat: ChatSettings) -> GenerationSettings:
+    changes = {k: getattr(chat, k) for k in _GEN_FIELDS if getattr(chat, k) is not None}
+    return replace(base, **changes)
+
+
+def spec_for(base: SpecSettings, chat: ChatSettings) -> SpecSettings:
+    changes = {k: getattr(chat, k) for k in _SPEC_FIELDS if getattr(chat, k) is not None}
+    return replace(base, **changes)
+
+
+def title_from(prompt: str, limit: int = 40) -> str:
+    line = " ".join(prompt.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:50] or "chat"
+
+
+@dataclass
+class ActiveReply:
+    """The reply being streamed, and how well the UI kept up with it."""
+
+    message_id: int
+    chat_id: int
+    box: MessageBox
+    cancelled: bool = False
+    last_stats: Stats | None = None
+    batches: int = 0
+    tokens: int = 0
+    late_batches: int = 0
+    missing_batches: int = 0  # gaps in the batch sequence numbers (should stay 0)
+    max_latency: float = 0.0
+    next_seq: int = 0
+
+
+@dataclass(frozen=True)
+class ReplyReport:
+    """Kept after a reply ends (tests read it; the UI could show it)."""
+
+    message_id: int
+    status: MessageStatus
+    batches: int
+    tokens: int
+    late_batches: int
+    missing_batches: int
+    max_latency: float

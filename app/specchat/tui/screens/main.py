@@ -1,0 +1,432 @@
+"""The chat screen: sidebar, messages, prompt, live status bar. Owns the engine thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Markdown, OptionList, Static
+
+from specchat.engine.types import EngineInfo, GenerationSettings, SpecSettings
+from specchat.errors import SpecchatError
+from specchat.store import ChatRecord, ChatSettings, ChatStore, MessageStatus, chat_to_markdown
+from specchat.tui import keys
+from specchat.tui.conversation import (
+    LATE_SECONDS,
+    ActiveReply,
+    ReplyReport,
+    engine_messages,
+    generation_for,
+    slug,
+    spec_for,
+    title_from,
+)
+from specchat.tui.loader import EngineLoader
+from specchat.tui.screens.confirm import ConfirmScreen
+from specchat.tui.screens.pair_picker import PairPickerScreen
+from specchat.tui.screens.settings import ChatSettingsScreen
+from specchat.tui.screens.summary import SummaryScreen
+from specchat.tui.screens.text_prompt import TextPromptScreen
+from specchat.tui.welcome import welcome_markdown
+from specchat.tui.widgets import ChatList, ChatView, PromptInput, Sidebar, StatusBar
+from specchat.tui.worker import (
+    EngineFailed,
+    EngineLoading,
+    EngineReady,
+    EngineWorker,
+    ReplyBatch,
+    ReplyFinished,
+)
+
+PROMPT_HINT = "Enter send · Shift+Enter/Ctrl+J newline · Esc stop · Ctrl+P commands"
+EDIT_HINT = "Editing your last prompt: Enter resends it (the reply is replaced) · Esc cancels"
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = keys.bindings()
+
+    def __init__(self, store: ChatStore, loader: EngineLoader, export_dir: Path) -> None:
+        super().__init__(id="main")
+        self.store, self.loader, self.export_dir = store, loader, export_dir
+        self.chat: ChatRecord | None = None
+        self.reply: ActiveReply | None = None
+        self.reports: list[ReplyReport] = []
+        self.editing_from: int | None = None
+        self.engine_state = "idle"  # idle | loading | ready | failed
+        self.engine_label = loader.initial_label()
+        self.engine_error = ""
+        self.info: EngineInfo | None = None
+        self.base_spec = SpecSettings()
+        self.generation = GenerationSettings()
+        self.pair_name: str | None = None
+        self.worker: EngineWorker | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield Sidebar(id="sidebar")
+            with Vertical(id="main-column"):
+                yield ChatView(id="chat-view")
+                yield Static("", id="engine-error")
+                yield PromptInput(id="prompt")
+                yield StatusBar(id="status-bar")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one("#engine-error").display = False
+        prompt = self.query_one(PromptInput)
+        prompt.border_subtitle = PROMPT_HINT
+        self.worker = EngineWorker(self)
+        self.refresh_chat_list()
+        chats = self.store.list_chats()
+        await (self.open_chat(chats[0].id) if chats else self.show_welcome())
+        self.load_pair(None)
+        prompt.focus()
+
+    def on_unmount(self) -> None:
+        if self.reply is not None:  # quitting mid-reply: keep what was shown, marked cancelled
+            box = self.reply.box
+            self.store.finish_reply(
+                self.reply.message_id, box.text, MessageStatus.CANCELLED, None, box.segments
+            )
+        if self.worker is not None:
+            self.worker.shutdown()
+
+    # engine ------------------------------------------------------------------------------
+    def load_pair(self, pair: str | None) -> None:
+        assert self.worker is not None
+        label = self.engine_label if pair is None else f"pair {pair}"
+        self.engine_state, self.engine_label, self.pair_name = "loading", label, pair
+        self.query_one(StatusBar).show_loading(label)
+        self.worker.load(label, lambda: self.loader.load(pair))
+
+    def on_engine_loading(self, message: EngineLoading) -> None:
+        self.query_one(StatusBar).show_loading(message.label)
+        self._engine_changed()
+
+    def on_engine_ready(self, message: EngineReady) -> None:
+        self.engine_state, self.info, self.base_spec = "ready", message.info, message.spec
+        self.generation = self.loader.generation
+        self.query_one(StatusBar).show_ready(message.label, message.info)
+        for notice in message.info.notices:
+            self.notify(notice, title="Engine")
+        self._engine_changed()
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        self.engine_state, self.engine_error, self.info = "failed", message.error, None
+        self.query_one(StatusBar).show_failed(message.label, message.error)
+        self.notify(message.error, title=f"Could not load {message.label}", severity="error")
+        self._engine_changed()
+
+    def _engine_changed(self) -> None:
+        error = self.query_one("#engine-error", Static)
+        error.display = self.engine_state == "failed"
+        error.update(
+            f"✖ {self.engine_label} could not be loaded: {self.engine_error}\n"
+            "Press F4 to choose another pair; your chats are still here."
+        )
+        for welcome in self.query("#welcome").results(Markdown):
+            welcome.update(self._welcome_text())
+
+    def _welcome_text(self) -> str:
+        return welcome_markdown(self.engine_label, self.engine_state, self.info, self.engine_error)
+
+    # chats -------------------------------------------------------------------------------
+    def refresh_chat_list(self) -> None:
+        search = self.query_one("#chat-search", Input).value
+        current = self.chat.id if self.chat else None
+        self.query_one(ChatList).show(self.store.list_chats(search), current)
+
+    async def open_chat(self, chat_id: int) -> None:
+        self.chat = self.store.get_chat(chat_id)
+        self.editing_from = None
+        records = self.store.messages(chat_id) if self.chat else []
+        await self.query_one(ChatView).show_messages(records, self._welcome_text())
+        self.refresh_chat_list()
+
+    async def show_welcome(self) -> None:
+        self.chat, self.editing_from = None, None
+        await self.query_one(ChatView).show_messages([], self._welcome_text())
+        self.refresh_chat_list()
+
+    def _ensure_chat(self, first_prompt: str = "") -> ChatRecord:
+        if self.chat is None:
+            title = title_from(first_prompt) if first_prompt else "New chat"
+            self.chat = self.store.create_chat(title, self.pair_name)
+            self.refresh_chat_list()
+        return self.chat
+
+    def _busy(self) -> bool:
+        if self.reply is not None:
+            self.notify("A reply is streaming: press Esc to stop it first.", severity="warning")
+            return True
+        return False
+
+    @on(OptionList.OptionSelected, "#chat-list")
+    async def _chat_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id and not self._busy():
+            await self.open_chat(int(event.option.id))
+
+    @on(Input.Changed, "#chat-search")
+    def _search_changed(self) -> None:
+        self.refresh_chat_list()
+
+    @on(Button.Pressed, "#new-chat")
+    async def _new_chat_pressed(self) -> None:
+        await self.action_new_chat()
+
+    # sending and streaming ---------------------------------------------------------------
+    @on(PromptInput.Submitted)
+    async def _submitted(self, event: PromptInput.Submitted) -> None:
+        await self.send(event.text)
+
+    async def send(self, text: str) -> None:
+        if self._busy():
+            return
+        if self.engine_state != "ready":
+            why = "still loading" if self.engine_state == "loading" else "not loaded (F4 picks one)"
+            self.notify(f"The model is {why}; your text is kept.", severity="warning")
+            return
+        chat = self._ensure_chat(text)
+        view = self.query_one(ChatView)
+        if self.editing_from is not None:
+            self.store.delete_messages_from(chat.id, self.editing_from)
+            self.editing_from = None
+            await view.show_messages(self.store.messages(chat.id))
+        prompt = self.query_one(PromptInput)
+        prompt.clear()
+        prompt.border_subtitle = PROMPT_HINT
+        await view.add_message(self.store.add_message(chat.id, "user", text.strip()))
+        await self.start_reply()
+
+    async def start_reply(self) -> None:
+        assert self.chat is not None and self.worker is not None
+        chat = self.store.get_chat(self.chat.id) or self.chat
+        messages = engine_messages(chat.settings, self.store.messages(chat.id))
+        record = self.store.begin_reply(chat.id)
+        box = await self.query_one(ChatView).add_message(record)
+        box.start_stream()
+        self.reply = ActiveReply(record.id, chat.id, box)
+        self.query_one(StatusBar).start_reply()
+        self.worker.generate(
+            record.id,
+            messages,
+            generation_for(self.generation, chat.settings),
+            spec_for(self.base_spec, chat.settings),
+        )
+
+    async def on_reply_batch(self, message: ReplyBatch) -> None:
+        reply = self.reply
+        if reply is None or message.reply_id != reply.message_id:
+            return
+        reply.batches += 1
+        reply.missing_batches += message.seq - reply.next_seq
+        reply.next_seq = message.seq + 1
+        if message.first_token_at is not None:
+            latency = time.monotonic() - message.first_token_at
+            reply.max_latency = max(reply.max_latency, latency)
+            reply.late_batches += latency > LATE_SECONDS
+        status = self.query_one(StatusBar)
+        if message.stats is not None:
+            reply.last_stats = message.stats
+            status.update_stats(message.stats)
+        status.add_speeds(message.speeds)
+        for notice in message.notices:
+            reply.box.add_notice(notice)
+        if message.tokens:
+            reply.tokens += len(message.tokens)
+            await reply.box.append(message.tokens)
+            self.store.update_reply(reply.message_id, reply.box.text, reply.box.segments)
+
+    async def on_reply_finished(self, message: ReplyFinished) -> None:
+        reply = self.reply
+        if reply is None or message.reply_id != reply.message_id:
+            return
+        self.reply = None
+        box, done, notices = reply.box, message.done, []
+        stats = done.stats if done is not None else None
+        if message.error is not None:
+            status, notices = MessageStatus.ERROR, [message.error]
+            self.notify(message.error, title="Generation failed", severity="error")
+        elif reply.cancelled or (stats is not None and stats.finish_reason == "cancelled"):
+            status = MessageStatus.CANCELLED
+        else:
+            status = MessageStatus.COMPLETE
+        if done is not None and done.dropped_turns:
+            notices.append(f"{done.dropped_turns} oldest turn(s) left out to fit the context")
+        text = done.text if done is not None else box.text
+        stats_dict = stats.to_dict() if stats is not None else None
+        await box.finish(text, status, stats_dict, notices)
+        self.store.finish_reply(reply.message_id, text, status, stats_dict, box.segments, notices)
+        if stats is not None:
+            self.query_one(StatusBar).update_stats(stats)
+        self.reports.append(
+            ReplyReport(
+                reply.message_id,
+                status,
+                reply.batches,
+                reply.tokens,
+                reply.late_batches,
+                reply.missing_batches,
+                reply.max_latency,
+            )
+        )
+        self.refresh_chat_list()
+
+    # actions -----------------------------------------------------------------------------
+    def action_cancel(self) -> None:
+        if self.reply is not None and self.worker is not None:
+            self.reply.cancelled = True
+            self.worker.cancel()
+        elif self.editing_from is not None:
+            self.editing_from = None
+            prompt = self.query_one(PromptInput)
+            prompt.clear()
+            prompt.border_subtitle = PROMPT_HINT
+
+    async def action_new_chat(self) -> None:
+        if not self._busy():
+            await self.show_welcome()
+            self.query_one(PromptInput).focus()
+
+    async def action_regenerate(self) -> None:
+        if self._busy() or self.chat is None:
+            return
+        if self.engine_state != "ready":
+            self.notify("No model is loaded.", severity="warning")
+            return
+        records = self.store.messages(self.chat.id)
+        if records and records[-1].role == "assistant":
+            self.store.delete_messages_from(self.chat.id, records[-1].id)
+            box = self.query_one(ChatView).box(records[-1].id)
+            if box is not None:
+                await box.remove()
+            records = records[:-1]
+        if not records or records[-1].role != "user":
+            self.notify("Nothing to regenerate.", severity="warning")
+            return
+        await self.start_reply()
+
+    def action_edit_last(self) -> None:
+        if self._busy() or self.chat is None:
+            return
+        users = [r for r in self.store.messages(self.chat.id) if r.role == "user"]
+        if not users:
+            self.notify("No prompt to edit yet.", severity="warning")
+            return
+        self.editing_from = users[-1].id
+        prompt = self.query_one(PromptInput)
+        prompt.text = users[-1].content
+        prompt.border_subtitle = EDIT_HINT
+        prompt.move_cursor(prompt.document.end)
+        prompt.focus()
+
+    def action_copy_last(self) -> None:
+        boxes = [b for b in self.query_one(ChatView).boxes() if b.role == "assistant"]
+        if not boxes:
+            self.notify("No reply to copy.", severity="warning")
+            return
+        self.app.copy_to_clipboard(boxes[-1].text)
+        self.notify("Last reply copied to the clipboard", timeout=2)
+
+    def action_toggle_origins(self) -> None:
+        view = self.query_one(ChatView)
+        view.set_origin_mode(not view.origin_mode)
+        self.query_one(StatusBar).set_legend(view.origin_mode)
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(Sidebar)
+        sidebar.display = not sidebar.display
+
+    def action_search_chats(self) -> None:
+        self.query_one(Sidebar).display = True
+        self.query_one("#chat-search", Input).focus()
+
+    def action_rename_chat(self) -> None:
+        if self.chat is None:
+            self.notify("No chat to rename yet.", severity="warning")
+            return
+        chat = self.chat
+
+        def done(title: str | None) -> None:
+            if title:
+                self.store.rename_chat(chat.id, title)
+                self.chat = self.store.get_chat(chat.id)
+                self.refresh_chat_list()
+
+        self.app.push_screen(TextPromptScreen("Rename chat", chat.title), done)
+
+    def action_delete_chat(self) -> None:
+        if self.chat is None or self._busy():
+            return
+        chat = self.chat
+
+        async def done(yes: bool | None) -> None:
+            if yes:
+                self.store.delete_chat(chat.id)
+                self.notify(f"Deleted “{chat.title}”", timeout=3)
+                chats = self.store.list_chats()
+                await (self.open_chat(chats[0].id) if chats else self.show_welcome())
+
+        question = f"Delete the chat “{chat.title}” and all its messages?"
+        self.app.push_screen(ConfirmScreen(question, "Delete"), done)
+
+    def action_export_chat(self) -> Path | None:
+        if self.chat is None:
+            self.notify("No chat to export yet.", severity="warning")
+            return None
+        chat = self.store.get_chat(self.chat.id) or self.chat
+        path = self.export_dir / f"specchat-{slug(chat.title)}-{chat.id}.md"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(chat_to_markdown(chat, self.store.messages(chat.id)), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return None
+        self.notify(f"Exported to {path}", title="Export", timeout=6)
+        return path
+
+    def action_chat_settings(self) -> None:
+        chat = self._ensure_chat()
+        g, s = self.generation, self.base_spec
+        defaults = (
+            f"Defaults: temperature {g.temperature:g}, top-k {g.top_k}, top-p {g.top_p:g},"
+            f" min-p {g.min_p:g}, max tokens {g.max_tokens}, draft max {s.draft_max},"
+            f" p-min {s.p_min:g}, adaptive {'on' if s.adaptive else 'off'}"
+        )
+
+        def done(settings: ChatSettings | None) -> None:
+            if settings is not None:
+                self.store.update_chat_settings(chat.id, settings)
+                self.chat = self.store.get_chat(chat.id)
+                self.notify("Chat settings saved", timeout=2)
+
+        self.app.push_screen(ChatSettingsScreen(chat.settings, defaults), done)
+
+    def action_pick_pair(self) -> None:
+        if self._busy():
+            return
+        try:
+            pairs = self.loader.pairs()
+        except SpecchatError as exc:
+            self.notify(exc.message, title="Cannot read models.toml", severity="error")
+            return
+        if not pairs:
+            self.notify("models.toml has no pairs.", severity="warning")
+            return
+
+        def done(name: str | None) -> None:
+            if name:
+                self.load_pair(name)
+
+        self.app.push_screen(PairPickerScreen(pairs, self.pair_name), done)
+
+    def action_chat_summary(self) -> None:
+        if self.chat is None:
+            self.notify("No chat yet.", severity="warning")
+            return
+        all_stats = [r.stats for r in self.store.messages(self.chat.id) if r.stats]
+        self.app.push_screen(SummaryScreen(self.chat.title, all_stats))

@@ -1,0 +1,82 @@
+"""The live telemetry bar: engine and models, then this reply's speed and acceptance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import LoadingIndicator, Sparkline, Static
+
+from specchat.engine.types import EngineInfo, Stats
+from specchat.tui.format import DRAFT_STYLE, TARGET_STYLE, backend_line, num, pct
+
+SPARK_POINTS = 4000
+
+
+def live_line(stats: Stats | None) -> str:
+    """This reply's numbers, straight from the engine's latest Stats."""
+    if stats is None:
+        return "tok/s –  │  acceptance –  │  tok/pass –  │  draft –  │  TTFT –"
+    return (
+        f"{num(stats.tokens_per_second)} tok/s  │  acceptance {pct(stats.acceptance_rate)}"
+        f" ({stats.accepted}/{stats.drafted})  │  {num(stats.tokens_per_pass, 2)} tok/pass  │"
+        f"  draft {stats.draft_max}  │  TTFT {num(stats.ttft_ms, 0)} ms"
+    )
+
+
+class StatusBar(Vertical):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.stats: Stats | None = None
+        self.speeds: list[float] = []
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="status-engine-row"):
+            yield LoadingIndicator(id="status-loading")
+            yield Static("No model loaded", id="status-engine")
+        with Horizontal(id="status-live-row"):
+            yield Static(live_line(None), id="status-live")
+            yield Sparkline([], id="status-spark")
+            yield Static("", id="status-legend")
+
+    def on_mount(self) -> None:
+        self.query_one("#status-loading").display = False
+
+    def show_loading(self, label: str) -> None:
+        self.query_one("#status-loading").display = True
+        self._engine(Content(f"Loading {label}… (the app stays usable)"))
+
+    def show_ready(self, label: str, info: EngineInfo) -> None:
+        self.query_one("#status-loading").display = False
+        self._engine(Content.styled(label, "bold") + Content("  " + backend_line(info)))
+
+    def show_failed(self, label: str, error: str) -> None:
+        self.query_one("#status-loading").display = False
+        self._engine(Content.styled(f"✖ {label} failed to load: {error}", "$text-error"))
+
+    def _engine(self, content: Content) -> None:
+        self.query_one("#status-engine", Static).update(content)
+
+    def start_reply(self) -> None:
+        self.speeds = []
+        self.query_one("#status-spark", Sparkline).data = []
+        self.update_stats(None)
+
+    def update_stats(self, stats: Stats | None) -> None:
+        self.stats = stats
+        self.query_one("#status-live", Static).update(live_line(stats))
+
+    def add_speeds(self, speeds: Sequence[float]) -> None:
+        """Tokens/s after each target pass; the sparkline buckets them to its width."""
+        if speeds:
+            self.speeds.extend(speeds)
+            self.query_one("#status-spark", Sparkline).data = self.speeds[-SPARK_POINTS:]
+
+    def set_legend(self, on: bool) -> None:
+        draft = Content.styled(" draft ", DRAFT_STYLE)
+        legend = (
+            draft + Content(" ") + Content.styled(" target ", TARGET_STYLE) if on else Content()
+        )
+        self.query_one("#status-legend", Static).update(legend)

@@ -1,0 +1,206 @@
+"""A scripted ChatEngine for UI tests: tokens, origins and stats without a model.
+
+Stats are computed from a virtual clock (pass_ms per target pass), so they are frozen and
+identical on every run; only token_delay (real sleeping) makes a reply take real time."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from specchat.engine.types import (
+    DoneEvent,
+    DraftMode,
+    EngineInfo,
+    Event,
+    GenerationSettings,
+    Message,
+    ModelInfo,
+    NoticeEvent,
+    Origin,
+    ProgressEvent,
+    SpecSettings,
+    Stats,
+    TokenEvent,
+)
+from specchat.errors import SpecchatError
+from specchat.tui.loader import PairOption
+
+Token = tuple[str, Origin]
+
+
+def scripted(text: str, accepted_per_pass: int = 3) -> list[Token]:
+    """Split text into word tokens; each pass = `accepted_per_pass` draft tokens + 1 target."""
+    words = re.findall(r"\s*\S+|\s+", text)
+    period = accepted_per_pass + 1
+    return [
+        (w, Origin.TARGET if i % period == accepted_per_pass else Origin.DRAFT)
+        for i, w in enumerate(words)
+    ]
+
+
+def model_info(name: str, layers: int = 30) -> ModelInfo:
+    return ModelInfo(
+        name=name,
+        path=Path(f"/models/{name}.gguf"),
+        architecture="llama",
+        n_vocab=49152,
+        n_params=135_000_000,
+        size_bytes=98_000_000,
+        n_ctx_train=8192,
+        n_ctx=4096,
+        n_layers=layers,
+        n_gpu_layers=0,
+        quantization="Q4_1",
+    )
+
+
+def fake_info(target: str = "SmolLM2-1.7B", draft: str = "SmolLM2-135M") -> EngineInfo:
+    return EngineInfo(
+        target=model_info(target, 24), draft=model_info(draft), backend="CPU", mode=DraftMode.MODEL
+    )
+
+
+@dataclass
+class FakeEngine:
+    """Replies come from `reply(messages)`; the default echoes the last user message."""
+
+    reply: Callable[[Sequence[Message]], list[Token]] = field(
+        default=lambda messages: scripted(f"You said: {messages[-1].content}")
+    )
+    token_delay: float = 0.0  # real seconds per token (slept once per target pass)
+    pass_ms: float = 40.0  # virtual milliseconds per target pass (for the stats)
+    prompt_ms: float = 120.0
+    pause_after: int | None = None  # stop after this many tokens until resume or cancel
+    error: str | None = None  # raise SpecchatError(error) instead of replying
+    notices: tuple[str, ...] = ()
+    dropped_turns: int = 0
+    info_: EngineInfo = field(default_factory=fake_info)
+    spec_: SpecSettings = field(default_factory=lambda: SpecSettings(draft_max=4))
+    resume: threading.Event = field(default_factory=threading.Event)
+    paused: threading.Event = field(default_factory=threading.Event)
+    calls: list[tuple[tuple[Message, ...], GenerationSettings, SpecSettings]] = field(
+        default_factory=list
+    )
+    closed: bool = False
+    durations: list[float] = field(default_factory=list)  # real seconds each chat() took
+
+    @property
+    def info(self) -> EngineInfo:
+        return self.info_
+
+    @property
+    def spec(self) -> SpecSettings:
+        return self.spec_
+
+    def set_spec(self, spec: SpecSettings) -> None:
+        self.spec_ = spec
+
+    def close(self) -> None:
+        self.closed = True
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        self.calls.append((tuple(messages), settings, self.spec_))
+        started = time.monotonic()
+        if self.error:
+            raise SpecchatError(self.error)
+        tokens = self.reply(messages)[: settings.max_tokens]
+        stats = Stats(
+            prompt_tokens=sum(len(m.content.split()) for m in messages) + 10,
+            prompt_ms=self.prompt_ms,
+            draft_max=self.spec_.draft_max,
+            mode="model",
+        )
+        for notice in self.notices:
+            yield NoticeEvent(notice, "warning")
+        emitted: list[Token] = []
+        finish = "stop"
+        for index, (text, origin) in enumerate(tokens):
+            if cancel is not None and cancel.is_set():
+                finish = "cancelled"
+                break
+            if self.pause_after is not None and index == self.pause_after:
+                self.paused.set()
+                while not self.resume.wait(0.01):
+                    if cancel is not None and cancel.is_set():
+                        break
+                if cancel is not None and cancel.is_set():
+                    finish = "cancelled"
+                    break
+            if self.token_delay and (index == 0 or tokens[index - 1][1] is Origin.TARGET):
+                # like a real engine: one target pass computes the whole group at once
+                time.sleep(self.token_delay * _pass_length(tokens, index))
+            emitted.append((text, origin))
+            yield TokenEvent(text, 1000 + index, origin)
+            if origin is Origin.TARGET or index == len(tokens) - 1:
+                stats = self._update(stats, emitted)
+                yield ProgressEvent(replace(stats))
+        stats = self._update(stats, emitted)
+        stats.finish_reason = finish
+        text = "".join(t for t, _ in emitted)
+        ids = tuple(1000 + i for i in range(len(emitted)))
+        self.durations.append(time.monotonic() - started)
+        yield DoneEvent(text, ids, stats, self.dropped_turns)
+
+    def _update(self, stats: Stats, emitted: list[Token]) -> Stats:
+        passes = sum(1 for _, o in emitted if o is Origin.TARGET) or (1 if emitted else 0)
+        accepted = sum(1 for _, o in emitted if o is Origin.DRAFT)
+        drafted = passes * self.spec_.draft_max
+        n = len(emitted)
+        gen_ms = passes * self.pass_ms
+        stats.generated_tokens = n
+        stats.generation_ms = gen_ms
+        stats.tokens_per_second = n / (gen_ms / 1000) if gen_ms else 0.0
+        stats.ttft_ms = self.prompt_ms + self.pass_ms if n else 0.0
+        stats.drafted = drafted
+        stats.accepted = accepted
+        stats.acceptance_rate = accepted / drafted if drafted else 0.0
+        stats.target_passes = passes
+        stats.tokens_per_pass = n / passes if passes else 0.0
+        return stats
+
+
+def _pass_length(tokens: list[Token], start: int) -> int:
+    """Tokens from start up to and including the next target token."""
+    for offset, (_, origin) in enumerate(tokens[start:], 1):
+        if origin is Origin.TARGET:
+            return offset
+    return len(tokens) - start
+
+
+@dataclass
+class FakeLoader:
+    """engines maps a pair name (None = the command line's models) to an engine or an error."""
+
+    engines: dict[str | None, FakeEngine | Exception] = field(
+        default_factory=lambda: {None: FakeEngine()}
+    )
+    options: list[PairOption] = field(default_factory=list)
+    label: str = "pair smollm2"
+    gate: threading.Event | None = None  # loading waits for it (to see the loading state)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    loaded: list[str | None] = field(default_factory=list)
+
+    def initial_label(self) -> str:
+        return self.label
+
+    def pairs(self) -> list[PairOption]:
+        return self.options
+
+    def load(self, pair: str | None) -> FakeEngine:
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.loaded.append(pair)
+        engine = self.engines[pair]
+        if isinstance(engine, Exception):
+            raise engine
+        return engine

@@ -1,0 +1,97 @@
+"""Status bar values, sparkline, origin colouring, per-message stats, chat summary."""
+
+from __future__ import annotations
+
+from textual.widgets import Collapsible, DataTable, Sparkline, Static
+
+from specchat.tui.format import DRAFT_STYLE, TARGET_STYLE
+from specchat.tui.screens import SummaryScreen
+from specchat.tui.widgets import MessageBox
+
+from .conftest import ready, send, wait_for
+from .fake_engine import FakeEngine, scripted
+
+TEXT = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu"
+
+
+def text_of(widget: Static) -> str:
+    return str(widget.render())
+
+
+async def test_status_bar_shows_engine_stats_live_and_final(make_app) -> None:
+    engine = FakeEngine(reply=lambda m: scripted(TEXT), pause_after=6)
+    app = make_app(engine)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await ready(pilot)
+        engine_line = text_of(screen.query_one("#status-engine", Static))
+        assert "CPU" in engine_line and "SmolLM2-1.7B" in engine_line
+        assert "SmolLM2-135M" in engine_line
+        await send(pilot, "go", wait=False)
+        await wait_for(pilot, lambda: engine.paused.is_set())
+        live = screen.query_one("#status-live", Static)
+        # after 6 tokens: passes of 3 draft + 1 target -> 1 full pass; the fake's virtual clock
+        # gives 40 ms per pass. The bar shows the engine's latest ProgressEvent, verbatim.
+        await wait_for(pilot, lambda: "acceptance 75% (3/4)" in text_of(live))
+        assert "100.0 tok/s" in text_of(live)
+        assert "4.00 tok/pass" in text_of(live)
+        assert "draft 4" in text_of(live) and "TTFT 160 ms" in text_of(live)
+        engine.resume.set()
+        await wait_for(pilot, lambda: screen.reports)
+        final = screen.reports and screen.query(MessageBox).last().stats
+        assert final["generated_tokens"] == 12 and final["accepted"] == 9
+        assert "acceptance 75% (9/12)" in text_of(live)
+        assert "100.0 tok/s" in text_of(live)
+        spark = screen.query_one("#status-spark", Sparkline)
+        assert list(spark.data) == [100.0, 100.0, 100.0]  # one point per ProgressEvent
+
+
+async def test_final_stats_stay_on_message_expandable(make_app) -> None:
+    app = make_app(FakeEngine(reply=lambda m: scripted(TEXT)))
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "go")
+        stats = screen.query(MessageBox).last().query_one(Collapsible)
+        assert stats.collapsed
+        assert stats.title == "100.0 tok/s · 12 tokens · acceptance 75% · 4.00 tok/pass · TTFT 160 ms"
+        stats.collapsed = False
+        await pilot.pause()
+        table = text_of(stats.query_one(".stats-table", Static))
+        assert "target passes" in table and "drafted" in table
+
+
+async def test_origin_colouring_toggle(make_app) -> None:
+    app = make_app(FakeEngine(reply=lambda m: scripted("a b c d e f g h", accepted_per_pass=1)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "go")
+        box = screen.query(MessageBox).last()
+        origins = box.query_one(".message-origins", Static)
+        assert not origins.display
+        await pilot.press("ctrl+o")
+        assert origins.display and not box.query_one(".message-body").display
+        content = origins.render()
+        spans = [(content.plain[s.start : s.end], str(s.style)) for s in content.spans]
+        assert spans[:3] == [("a", DRAFT_STYLE), (" b", TARGET_STYLE), (" c", DRAFT_STYLE)]
+        assert "draft" in text_of(screen.query_one("#status-legend", Static))
+        # legible in both themes: the style names resolve to theme colours in light mode too
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert origins.display
+        await pilot.press("ctrl+o")
+        assert not origins.display and box.query_one(".message-body").display
+
+
+async def test_chat_summary_lists_each_reply(make_app) -> None:
+    app = make_app(FakeEngine(reply=lambda m: scripted(TEXT)))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await ready(pilot)
+        await send(pilot, "one")
+        await send(pilot, "two")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 2
+        assert table.get_row_at(0)[:4] == ["1", "12", "100.0", "75%"]
+        totals = text_of(app.screen.query_one("#summary-totals"))
+        assert "2 replies · 24 tokens" in totals and "acceptance 75% (18/24)" in totals
+        await pilot.press("escape")
