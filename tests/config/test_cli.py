@@ -1,4 +1,4 @@
-"""`specchat models` and `specchat doctor` through specchat.cli.main: exit codes, one-line errors."""
+"""`specchat models` and `specchat doctor` via specchat.cli.main: exit codes, one-line errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from specchat import cli
 from specchat.config import load_registry, paths
-from specchat.sources import resolve_model
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +62,9 @@ def test_bad_config_is_exit_2_naming_file_pair_field(
 def test_offline_pull_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "models", "pull", "qwen2.5-7b", "--offline")
     line = one_line_error(err)
-    assert code == 2 and "Qwen2.5-7B-Instruct-Q4_K_M.gguf" in line and "offline" in line
+    assert code == 2 and "pair 'qwen2.5-7b' is not available offline: missing" in line
+    assert "target bartowski/Qwen2.5-7B-Instruct-GGUF/Qwen2.5-7B-Instruct-Q4_K_M.gguf" in line
+    assert "draft Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q8_0.gguf" in line
 
 
 def test_check_argument_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -82,7 +83,15 @@ def test_check_argument_errors(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 def test_doctor(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "doctor")
     assert code == 0 and err == ""
-    for word in ("llama.cpp", "backend", "GPU offload", "device 0", "packaged", "cache", "hf cache"):
+    for word in (
+        "llama.cpp",
+        "backend",
+        "GPU offload",
+        "device 0",
+        "packaged",
+        "cache",
+        "hf cache",
+    ):
         assert word in out
 
 
@@ -90,10 +99,9 @@ def test_doctor(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_files() -> tuple[Path, Path]:
-    pair = load_registry(None).get("demo")
-    assert pair.draft is not None
-    return resolve_model(pair.target), resolve_model(pair.draft)
+def demo_files(real_models: dict[str, Path]) -> tuple[Path, Path]:
+    """The demo pair's files (tests/conftest.py fetches them once into specchat's cache)."""
+    return real_models["qwen"], real_models["smollm2"]
 
 
 @pytest.mark.real
@@ -123,3 +131,18 @@ def test_check_vocab_mismatch_needs_cross_vocab(
 def test_check_demo_pair(capsys: pytest.CaptureFixture[str], demo_files: tuple) -> None:
     code, out, _ = run(capsys, "models", "check", "demo", "--offline")
     assert code == 0 and "cross-vocabulary drafting is on" in out and "result usable" in out
+
+
+@pytest.mark.real
+def test_check_reports_the_auto_offload_plan(
+    capsys: pytest.CaptureFixture[str], demo_files: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from specchat.config import gpu
+
+    monkeypatch.setattr(gpu, "free_vram", lambda main_gpu=0: 8 * 10**9)
+    code, out, _ = run(capsys, "models", "check", "demo", "--offline")
+    assert code == 0 and "8.0 GB free VRAM" in out and "GPU layers: target -1, draft -1" in out
+    monkeypatch.setattr(gpu, "free_vram", lambda main_gpu=0: 10**9)  # ~0.4 GB usable
+    code, out, _ = run(capsys, "models", "check", "demo", "--offline")
+    layers = out.split("GPU layers: target ")[1].split(",")[0]
+    assert code == 0 and 0 < int(layers) < 24  # the 24-layer target only partly

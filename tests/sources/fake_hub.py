@@ -57,7 +57,7 @@ class FakeHub:
                 path = unquote(urlsplit(self.path).path)
                 hub.requests.append(Request(self.command, path, self.headers.get("Range")))
                 if path.startswith("/api/models/"):
-                    return self._api(path[len("/api/models/"):])
+                    return self._api(path[len("/api/models/") :])
                 parts = path.strip("/").split("/")
                 if len(parts) < 5 or parts[2] != "resolve":
                     return self._send(404, b"not found", {})
@@ -66,8 +66,11 @@ class FakeHub:
                 if files is None:
                     return self._send(401, b"repo not found", {"X-Error-Code": "RepoNotFound"})
                 if name not in files:
-                    return self._send(404, b"entry not found",
-                                      {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT})
+                    return self._send(
+                        404,
+                        b"entry not found",
+                        {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT},
+                    )
                 data = files[name]
                 headers = {
                     "ETag": '"' + hashlib.sha256(data).hexdigest() + '"',
@@ -93,9 +96,14 @@ class FakeHub:
                 repo = "/".join(rest.split("/")[:2])
                 if repo not in hub.repos:
                     return self._send(404, b"{}", {"X-Error-Code": "RepoNotFound"})
-                info = {"id": repo, "sha": COMMIT,
-                        "siblings": [{"rfilename": n} for n in sorted(hub.repos[repo])]}
-                return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+                info = {
+                    "id": repo,
+                    "sha": COMMIT,
+                    "siblings": [{"rfilename": n} for n in sorted(hub.repos[repo])],
+                }
+                return self._send(
+                    200, json.dumps(info).encode(), {"Content-Type": "application/json"}
+                )
 
             def _head(self, status: int, headers: dict[str, str]) -> None:
                 self.send_response(status)
@@ -103,9 +111,13 @@ class FakeHub:
                     self.send_header(key, value)
                 self.end_headers()
 
-            def _send(self, status: int, data: bytes, headers: dict[str, str],
-                      length: int | None = None) -> None:
-                headers = {**headers, "Content-Length": str(len(data) if length is None else length)}
+            def _send(
+                self, status: int, data: bytes, headers: dict[str, str], length: int | None = None
+            ) -> None:
+                headers = {
+                    **headers,
+                    "Content-Length": str(len(data) if length is None else length),
+                }
                 self._head(status, headers)
                 if self.command != "HEAD":
                     self.wfile.write(data)

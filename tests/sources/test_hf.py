@@ -10,19 +10,27 @@ import pytest
 from specchat.config.schema import ModelConfig
 from specchat.errors import DownloadError
 from specchat.sources import is_downloaded, resolve_model, resolve_model_files
-from tests.sources.conftest import sha, tiny_gguf
-from tests.sources.fake_hub import FakeHub
+
+from .fake_hub import FakeHub
+from .helpers import sha, tiny_gguf
 
 
 def hf(file: str, repo: str = "org/tiny-GGUF", **kw: object) -> ModelConfig:
     return ModelConfig(repo=repo, file=file, **kw)
 
 
-def test_download_into_hf_cache_then_reuse_without_network(hub: FakeHub, gguf_bytes: bytes,
-                                                            hub_env: Path) -> None:
+def test_download_into_hf_cache_then_reuse_without_network(
+    hub: FakeHub,
+    gguf_bytes: bytes,
+    hub_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TQDM_POSITION", "-1")  # bars would show even off a terminal...
     model = hf("tiny-Q4_K_M.gguf", sha256=sha(gguf_bytes))
     assert not is_downloaded(model)
     path = resolve_model(model, progress=False)
+    assert capsys.readouterr().err == ""  # ...but progress=False silences them
     assert path.read_bytes() == gguf_bytes
     assert path.is_relative_to(hub_env / "models--org--tiny-GGUF" / "snapshots")
     assert len(hub.gets("tiny-Q4_K_M.gguf")) == 1
@@ -31,14 +39,26 @@ def test_download_into_hf_cache_then_reuse_without_network(hub: FakeHub, gguf_by
     assert is_downloaded(model)
 
 
-def test_glob_fetches_every_part_of_a_split_gguf(hub: FakeHub, gguf_bytes: bytes) -> None:
-    files = resolve_model_files(hf("big-Q4_K_M-*.gguf", repo="org/split-GGUF"), progress=False)
+def test_glob_fetches_every_part_of_a_split_gguf(
+    hub: FakeHub,
+    gguf_bytes: bytes,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TQDM_POSITION", "-1")  # show the bar although stderr is not a terminal
+    files = resolve_model_files(hf("big-Q4_K_M-*.gguf", repo="org/split-GGUF"), progress=True)
+    assert "big-Q4_K_M-00002-of-00002.gguf" in capsys.readouterr().err  # the progress bar
     assert [f.name for f in files] == [
-        "big-Q4_K_M-00001-of-00002.gguf", "big-Q4_K_M-00002-of-00002.gguf"]
+        "big-Q4_K_M-00001-of-00002.gguf",
+        "big-Q4_K_M-00002-of-00002.gguf",
+    ]
     assert b"".join(f.read_bytes() for f in files) == gguf_bytes
     hub.stop()  # offline, the glob is matched against the cached snapshot
     again = resolve_model_files(hf("big-Q4_K_M-*.gguf", repo="org/split-GGUF"), offline=True)
     assert again == files
+    # naming one part means the whole split file
+    one = hf("big-Q4_K_M-00001-of-00002.gguf", repo="org/split-GGUF")
+    assert resolve_model_files(one, offline=True) == files
 
 
 def test_ambiguous_or_empty_glob_is_one_line_error(hub: FakeHub) -> None:
@@ -117,3 +137,25 @@ def test_local_path_source(tmp_path: Path, gguf_bytes: bytes, hub_env: Path) -> 
     assert f.exists()  # a user's own file is never deleted
     with pytest.raises(DownloadError, match="model file not found"):
         resolve_model(ModelConfig(path=tmp_path / "none.gguf"))
+
+
+def test_a_later_run_resumes_an_interrupted_download(
+    hub: FakeHub, gguf_bytes: bytes, hub_env: Path
+) -> None:
+    from specchat.sources.hf import partial_path
+
+    # what a run killed after 123,456 bytes leaves behind
+    partial = partial_path("org/tiny-GGUF", sha(gguf_bytes))
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(gguf_bytes[:123_456])
+    path = resolve_model(hf("tiny-Q4_K_M.gguf", sha256=sha(gguf_bytes)), progress=False)
+    assert path.read_bytes() == gguf_bytes
+    assert [g.range for g in hub.gets("tiny-Q4_K_M.gguf")] == ["bytes=123456-"]
+    assert not partial.exists()
+
+
+def test_naming_any_part_fetches_the_whole_split(hub: FakeHub, gguf_bytes: bytes) -> None:
+    model = hf("big-Q4_K_M-00002-of-00002.gguf", repo="org/split-GGUF")
+    files = resolve_model_files(model, progress=False)
+    assert b"".join(f.read_bytes() for f in files) == gguf_bytes
+    assert resolve_model(model, offline=True).name == "big-Q4_K_M-00001-of-00002.gguf"

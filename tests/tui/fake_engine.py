@@ -88,6 +88,7 @@ class FakeEngine:
     )
     closed: bool = False
     durations: list[float] = field(default_factory=list)  # real seconds each chat() took
+    threads: list[str] = field(default_factory=list)  # the thread of each call
 
     @property
     def info(self) -> EngineInfo:
@@ -101,6 +102,7 @@ class FakeEngine:
         self.spec_ = spec
 
     def close(self) -> None:
+        self.threads.append(threading.current_thread().name)
         self.closed = True
 
     def chat(
@@ -110,6 +112,7 @@ class FakeEngine:
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
         self.calls.append((tuple(messages), settings, self.spec_))
+        self.threads.append(threading.current_thread().name)
         started = time.monotonic()
         if self.error:
             raise SpecchatError(self.error)
@@ -189,6 +192,7 @@ class FakeLoader:
     gate: threading.Event | None = None  # loading waits for it (to see the loading state)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     loaded: list[str | None] = field(default_factory=list)
+    threads: list[str] = field(default_factory=list)
 
     def initial_label(self) -> str:
         return self.label
@@ -200,6 +204,7 @@ class FakeLoader:
         if self.gate is not None:
             self.gate.wait(10)
         self.loaded.append(pair)
+        self.threads.append(threading.current_thread().name)
         engine = self.engines[pair]
         if isinstance(engine, Exception):
             raise engine

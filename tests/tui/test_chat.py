@@ -146,3 +146,34 @@ async def test_engine_notices_and_dropped_turns_shown_on_message(make_app) -> No
         notices = str(screen.query(MessageBox).last().query_one(".message-notices").render())
         assert "speculation switched off" in notices
         assert "2 oldest turn(s) left out" in notices
+
+
+async def test_user_line_breaks_are_kept(make_app) -> None:
+    async with make_app().run_test() as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "line one\nline two")
+        paragraph = screen.query(MessageBox).first().query_one("MarkdownParagraph")
+        assert str(paragraph.render()).splitlines() == ["line one", "line two"]
+        reply = screen.query(MessageBox).last().query_one("MarkdownParagraph")
+        assert "\n" not in str(reply.render())  # replies: CommonMark soft breaks
+
+
+async def test_view_follows_the_stream_unless_scrolled_up(make_app) -> None:
+    long = "\n\n".join(f"Paragraph {i} of a long answer." for i in range(40))
+    engine = FakeEngine(reply=lambda m: scripted(long), pause_after=60)
+    async with make_app(engine).run_test(size=(100, 30)) as pilot:
+        screen = await ready(pilot)
+        view = screen.query_one("#chat-view")
+        await send(pilot, "long please", wait=False)
+        await wait_for(pilot, lambda: engine.paused.is_set())
+        await wait_for(pilot, lambda: view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y)
+        view.scroll_home(animate=False)  # the user scrolls up to read
+        await pilot.pause()
+        engine.resume.set()
+        await wait_for(pilot, lambda: screen.reports)
+        await pilot.pause()
+        assert view.scroll_y == 0 < view.max_scroll_y  # left where the user put it
+        engine.pause_after = None
+        await send(pilot, "again")  # sending follows the new reply again
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y

@@ -19,7 +19,8 @@ async def test_history_survives_restart(make_app) -> None:
     app = make_app()
     async with app.run_test() as pilot:
         screen = await ready(pilot)
-        assert [b.text for b in screen.query(MessageBox)] == ["remember me", "You said: remember me"]
+        texts = [b.text for b in screen.query(MessageBox)]
+        assert texts == ["remember me", "You said: remember me"]
         assert screen.query(MessageBox).last().stats is not None  # stats kept too
         await send(pilot, "and more")
         assert len(app.store.messages(screen.chat.id)) == 4
@@ -70,7 +71,7 @@ async def test_new_switch_and_search_chats(make_app) -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert screen.chat.title == "apples"
-        assert [b.text for b in screen.query(MessageBox)][0] == "apples"
+        assert screen.query(MessageBox).first().text == "apples"
 
 
 async def test_rename_chat(make_app) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 
+from specchat.engine.types import GenerationSettings, Message
 from specchat.tui.conversation import LATE_SECONDS
 from specchat.tui.widgets import MessageBox
 
@@ -17,10 +19,18 @@ PARAGRAPH = (
 )
 
 
+def contention() -> float:
+    """How oversubscribed the CPUs are right now (1 = not at all). Other processes running
+    alongside (parallel test runs, compiles) slow the UI down; thresholds scale with this."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
 async def test_500_tokens_per_second_reply_displays_without_lag(make_app) -> None:
     tokens = scripted(PARAGRAPH * 30)[:500]
     expected = "".join(t for t, _ in tokens)
     engine = FakeEngine(reply=lambda m: tokens, token_delay=1 / 500)
+    baseline = FakeEngine(reply=lambda m: tokens, token_delay=1 / 500)
+    list(baseline.chat([Message("user", "stream fast")], GenerationSettings()))  # no UI
     app = make_app(engine)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await ready(pilot)
@@ -33,7 +43,13 @@ async def test_500_tokens_per_second_reply_displays_without_lag(make_app) -> Non
         assert report.tokens == 500 and report.missing_batches == 0
         # batched (about every 50 ms), not one UI update per token, and progressive
         assert 5 <= report.batches <= 500 / 5, report
-        assert report.late_batches == 0, (report, LATE_SECONDS)
-        # decoding was not slowed by rendering: 500 tokens at 500/s take about 1 s
-        print(f"engine {engine.durations[-1]:.2f}s, shown after {elapsed:.2f}s, {report}")
-        assert elapsed < 1.0 * 2.5, elapsed
+        load = contention()
+        late = sum(1 for lag in report.latencies if lag > LATE_SECONDS * load)
+        assert late == 0, (report, load)
+        # decoding never waited on rendering (measured against the same fake without a UI),
+        # and the display caught up right after the last token
+        decoding, alone = engine.durations[-1], baseline.durations[-1]
+        print(f"decoding {decoding:.2f}s (alone {alone:.2f}s), shown after {elapsed:.2f}s,")
+        print(f"{report.batches} batches, max latency {report.max_latency:.2f}s, load x{load:.1f}")
+        assert decoding < 2 * alone * load, (decoding, alone, load)
+        assert elapsed - decoding < 2 * LATE_SECONDS * load, (elapsed, decoding, load)

@@ -31,7 +31,7 @@ async def test_status_bar_shows_engine_stats_live_and_final(make_app) -> None:
         live = screen.query_one("#status-live", Static)
         # after 6 tokens: passes of 3 draft + 1 target -> 1 full pass; the fake's virtual clock
         # gives 40 ms per pass. The bar shows the engine's latest ProgressEvent, verbatim.
-        await wait_for(pilot, lambda: "acceptance 75% (3/4)" in text_of(live))
+        await wait_for(pilot, lambda: "accepted 75% (3/4)" in text_of(live))
         assert "100.0 tok/s" in text_of(live)
         assert "4.00 tok/pass" in text_of(live)
         assert "draft 4" in text_of(live) and "TTFT 160 ms" in text_of(live)
@@ -39,7 +39,7 @@ async def test_status_bar_shows_engine_stats_live_and_final(make_app) -> None:
         await wait_for(pilot, lambda: screen.reports)
         final = screen.reports and screen.query(MessageBox).last().stats
         assert final["generated_tokens"] == 12 and final["accepted"] == 9
-        assert "acceptance 75% (9/12)" in text_of(live)
+        assert "accepted 75% (9/12)" in text_of(live)
         assert "100.0 tok/s" in text_of(live)
         spark = screen.query_one("#status-spark", Sparkline)
         assert list(spark.data) == [100.0, 100.0, 100.0]  # one point per ProgressEvent
@@ -52,7 +52,8 @@ async def test_final_stats_stay_on_message_expandable(make_app) -> None:
         await send(pilot, "go")
         stats = screen.query(MessageBox).last().query_one(Collapsible)
         assert stats.collapsed
-        assert stats.title == "100.0 tok/s · 12 tokens · acceptance 75% · 4.00 tok/pass · TTFT 160 ms"
+        headline = "100.0 tok/s · 12 tokens · acceptance 75% · 4.00 tok/pass · TTFT 160 ms"
+        assert stats.title == headline
         stats.collapsed = False
         await pilot.pause()
         table = text_of(stats.query_one(".stats-table", Static))
@@ -95,3 +96,26 @@ async def test_chat_summary_lists_each_reply(make_app) -> None:
         totals = text_of(app.screen.query_one("#summary-totals"))
         assert "2 replies · 24 tokens" in totals and "acceptance 75% (18/24)" in totals
         await pilot.press("escape")
+
+
+def test_backend_line_shows_offloaded_layers_on_gpu() -> None:
+    from dataclasses import replace
+
+    from specchat.engine.types import DraftMode
+    from specchat.tui.format import backend_line
+
+    from .fake_engine import fake_info
+
+    info = fake_info()
+    assert backend_line(info) == "CPU · target SmolLM2-1.7B · draft SmolLM2-135M"
+    gpu = replace(
+        info,
+        backend="CUDA",
+        target=replace(info.target, n_gpu_layers=20),
+        draft=replace(info.draft, n_gpu_layers=30),
+    )
+    assert backend_line(gpu) == (
+        "CUDA · target SmolLM2-1.7B (20/24 layers) · draft SmolLM2-135M (30/30 layers)"
+    )
+    alone = replace(info, draft=None, mode=DraftMode.NONE)
+    assert backend_line(alone) == "CPU · target SmolLM2-1.7B · no draft model"

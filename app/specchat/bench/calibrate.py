@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specchat.bench.make_pair import SCALED_PARTS, _BLOCK_RE, epsilons, scale_tensor
+from specchat.bench.make_pair import _BLOCK_RE, SCALED_PARTS, epsilons, scale_tensor
 from specchat.bench.prompts import BenchPrompt, builtin_set
 from specchat.engine.types import ModelSettings
 
@@ -35,13 +35,13 @@ def calibration_prompts() -> list[BenchPrompt]:
     return builtin_set("chat") + builtin_set("code")
 
 
-def _open(path: Path, n_threads: int | None):  # noqa: ANN202
+def _open(path: Path, n_threads: int | None):
     from specchat.engine.llama import LlamaModel
 
     return LlamaModel.open(ModelSettings(path=path, n_ctx=1024, n_batch=256, n_threads=n_threads))
 
 
-def _prompt_tokens(model, prompt: BenchPrompt) -> list[int]:  # noqa: ANN001
+def _prompt_tokens(model, prompt: BenchPrompt) -> list[int]:
     from specchat.engine.template import CHATML, ChatTemplate
 
     bos = model.token_text(model.bos).decode("utf-8", "replace") if model.bos >= 0 else ""

@@ -71,7 +71,9 @@ def plan_copies(n_layers: int, n_extra: int) -> tuple[int, ...]:
     """Spread n_extra copies evenly over n_layers blocks (differences of floor(i*n/L))."""
     if n_layers <= 0 or n_extra < 0:
         raise MakePairError(f"bad layer plan: {n_layers} layers, {n_extra} extra blocks")
-    return tuple(((i + 1) * n_extra) // n_layers - (i * n_extra) // n_layers for i in range(n_layers))
+    return tuple(
+        ((i + 1) * n_extra) // n_layers - (i * n_extra) // n_layers for i in range(n_layers)
+    )
 
 
 def plan_for_cost(n_layers: int, block_params: int, head_params: int, cost: float) -> PairPlan:
@@ -161,7 +163,7 @@ def read_draft(path: Path) -> DraftInfo:
 
 
 def write_target(draft: Path, out: Path, copies: Sequence[int], delta: float) -> None:
-    """Write the target GGUF: block i of the draft, then copies[i] scaled copies of it, for all i."""
+    """Write the target GGUF: each draft block i, followed by copies[i] scaled copies of it."""
     import gguf
 
     reader = _open_reader(draft)
@@ -221,7 +223,7 @@ def _tensor_data(t: object, eps: float | None) -> tuple[np.ndarray, str]:
     return new, new_type
 
 
-def _copy_metadata(reader, writer, arch: str, n_layers: int, new_index, delta: float) -> None:  # noqa: ANN001
+def _copy_metadata(reader, writer, arch: str, n_layers: int, new_index, delta: float) -> None:
     import gguf
 
     for field in reader.fields.values():
@@ -241,7 +243,7 @@ def _copy_metadata(reader, writer, arch: str, n_layers: int, new_index, delta: f
     writer.add_key_value("specchat.calibrated.base_layers", n_layers, gguf.GGUFValueType.UINT32)
 
 
-def _open_reader(path: Path):  # noqa: ANN202
+def _open_reader(path: Path):
     try:
         import gguf
     except ImportError as exc:
@@ -254,7 +256,7 @@ def _open_reader(path: Path):  # noqa: ANN202
         raise MakePairError(f"{path}: not a readable GGUF file ({exc})") from exc
 
 
-def _field(reader, key: str) -> object:  # noqa: ANN001
+def _field(reader, key: str) -> object:
     field = reader.fields.get(key)
     if field is None:
         raise MakePairError(f"GGUF metadata has no {key}")

@@ -4,6 +4,7 @@ target-alone baseline) when the user points to a llama.cpp build."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -64,7 +65,7 @@ class LlamaCppPythonPeer:
         self.lookup.close()
 
 
-def _is_eog(llm, tok: int) -> bool:  # noqa: ANN001
+def _is_eog(llm, tok: int) -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_vocab_is_eog(llama_cpp.llama_model_get_vocab(llm.model), tok))
@@ -72,27 +73,43 @@ def _is_eog(llm, tok: int) -> bool:  # noqa: ANN001
 
 # ---- llama.cpp's native binaries -------------------------------------------------------------
 
-_DECODED = re.compile(r"decoded\s+(\d+)\s+tokens\s+in\s+([0-9.]+)\s*s.*?speed:\s*([0-9.]+)\s*t/s")
+_DECODED = re.compile(
+    r"decoded\s+(\d+)\s+tokens\s+in\s+([0-9.]+)\s*s(?:econds)?,\s*speed:\s*([0-9.]+)\s*t/s")
 _N_DRAFT = re.compile(r"n_drafted\s*=\s*(\d+)")
 _N_ACCEPT = re.compile(r"n_accept\s*=\s*(\d+)")
 
 
 def find_native(bin_dir: Path) -> tuple[Path, Path]:
-    """The speculative example and the plain one in a llama.cpp build's bin folder."""
+    """llama-speculative-simple and llama-bench (target-alone decode speed) in a llama.cpp build."""
     if not bin_dir.is_dir():
         raise SpecchatError(f"--llama-cpp-bin: not a folder: {bin_dir}")
-    spec, simple = bin_dir / "llama-speculative-simple", bin_dir / "llama-simple"
-    for exe in (spec, simple):
+    spec, bench = bin_dir / "llama-speculative-simple", bin_dir / "llama-bench"
+    for exe in (spec, bench):
         if not exe.is_file():
             raise SpecchatError(f"--llama-cpp-bin: {exe.name} not found in {bin_dir}")
-    return spec, simple
+    return spec, bench
 
 
-def parse_native(output: str) -> PeerRun:
-    """Read `decoded N tokens in T s, speed: S t/s` and, if present, n_drafted / n_accept."""
+def native_spec_args(target: Path, draft: Path, prompt: str, n: int, k: int, n_ctx: int,
+                     threads: int | None, ngl: int) -> list[str]:
+    args = ["-m", str(target), "-md", str(draft), "--spec-type", "draft-simple",
+            "--spec-draft-n-max", str(k), "--spec-draft-n-min", "0", "--spec-draft-p-min", "0",
+            "-p", prompt, "-n", str(n), "--temp", "0", "-c", str(n_ctx),
+            "-ngl", str(ngl), "--spec-draft-ngl", str(ngl)]
+    return args + (["-t", str(threads)] if threads else [])
+
+
+def native_bench_args(target: Path, n: int, threads: int | None, ngl: int) -> list[str]:
+    args = ["-m", str(target), "-p", "0", "-n", str(n), "-r", "1", "-ngl", str(ngl), "-o", "json"]
+    return args + (["-t", str(threads)] if threads else [])
+
+
+def parse_native_spec(output: str) -> PeerRun:
+    """llama-speculative-simple: `decoded N tokens in T seconds, speed: S t/s`, n_drafted and
+    n_accept."""
     m = _DECODED.search(output)
     if not m:
-        raise SpecchatError("native llama.cpp output has no 'decoded N tokens in T s' line")
+        raise SpecchatError("llama-speculative-simple printed no 'decoded N tokens in T s' line")
     drafted, accepted = _N_DRAFT.search(output), _N_ACCEPT.search(output)
     return PeerRun(
         token_ids=(),
@@ -103,7 +120,18 @@ def parse_native(output: str) -> PeerRun:
     )
 
 
-def run_native(exe: Path, args: Sequence[str], timeout_s: float = 600.0) -> PeerRun:
+def parse_native_bench(output: str) -> PeerRun:
+    """llama-bench -o json: a list of tests; the text-generation one carries avg_ts."""
+    try:
+        start = output.index("[")
+        tests = json.loads(output[start : output.rindex("]") + 1])
+        ts = next(float(t["avg_ts"]) for t in tests if int(t.get("n_gen", 0)) > 0)
+    except (ValueError, KeyError, StopIteration, TypeError):
+        raise SpecchatError("llama-bench printed no text-generation result") from None
+    return PeerRun(token_ids=(), tokens_per_second=ts, ttft_ms=0.0)
+
+
+def run_native(exe: Path, args: Sequence[str], timeout_s: float = 600.0) -> str:
     try:
         proc = subprocess.run([str(exe), *args], capture_output=True, text=True,
                               timeout=timeout_s, check=False)
@@ -113,4 +141,4 @@ def run_native(exe: Path, args: Sequence[str], timeout_s: float = 600.0) -> Peer
     if proc.returncode != 0:
         tail = " | ".join(out.strip().splitlines()[-3:])
         raise SpecchatError(f"{exe.name} exited with {proc.returncode}: {tail}")
-    return parse_native(out)
+    return out

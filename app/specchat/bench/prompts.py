@@ -34,7 +34,20 @@ _ARTICLE = (
     "archive; they record three shipwrecks near the skerry, the worst in the storm of November "
     "1899, when the schooner Elida ran aground and the keeper rowed out twice to bring her crew of "
     "seven to safety. Seabirds nest on the skerry's northern side, and since 1994 ornithologists "
-    "have counted eider, razorbills and black guillemots there each June."
+    "have counted eider, razorbills and black guillemots there each June. "
+    "The keeper's house has four rooms on two floors. The ground floor held the kitchen, with a "
+    "cast-iron stove that burned driftwood and coal brought out by the supply boat every second "
+    "week, and the workshop, where the keepers trimmed wicks, polished brass and mended the "
+    "fog bell's striking gear. Upstairs were two bedrooms, one for the keeper and his family and "
+    "one for the assistant keeper, a post that existed from 1871 to 1931. A cistern under the "
+    "house collected rainwater from the roof; in dry summers water had to be shipped in barrels. "
+    "The fog bell was replaced in 1921 by a compressed-air horn, which sounded two blasts every "
+    "thirty seconds in poor visibility and could be heard, the logs claim, in the harbour town on "
+    "still nights. The horn was silenced in 1995 after a satellite navigation survey found that "
+    "no vessel had relied on it for years. Today the keeper's house holds a small exhibition on "
+    "the history of the station: the original paraffin lamp, a set of signal flags, the "
+    "assistant keeper's uniform, photographs from the 1920s, and a copy of the logbook page from "
+    "the night of the Elida rescue, written in a steady hand despite the storm."
 )
 
 _ROUGH_TEXT = (
@@ -57,7 +70,8 @@ BUILTIN: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "rewrite": (
         ("grammar", f"Rewrite this text with correct grammar and capitalisation:\n\n{_ROUGH_TEXT}"),
-        ("formal", f"Repeat the following text, replacing 'please' with 'kindly':\n\n{_ROUGH_TEXT}"),
+        ("formal",
+         f"Repeat the following text, replacing 'please' with 'kindly':\n\n{_ROUGH_TEXT}"),
     ),
     "long-context": (
         ("summary", f"{_ARTICLE}\n\nSummarise the history of the lighthouse in three sentences."),
@@ -89,7 +103,8 @@ def load_prompt_file(path: Path, system: str | None = None) -> list[BenchPrompt]
     prompts = []
     for no, line in enumerate(lines, 1):
         if line.strip() and not line.lstrip().startswith("#"):
-            prompts.append(_parse_line(line, f"{path}:{no}", f"{path.stem}/{len(prompts) + 1}", system))
+            default_name = f"{path.stem}/{len(prompts) + 1}"
+            prompts.append(_parse_line(line, f"{path}:{no}", default_name, system))
     if not prompts:
         raise SpecchatError(f"{path}: no prompts in file")
     return prompts
@@ -115,7 +130,8 @@ def _parse_line(line: str, where: str, default_name: str, system: str | None) ->
         raise SpecchatError(f"{where}: needs 'prompt' (a string) or 'messages' (a list)")
     messages = [Message("system", sys_text)] if sys_text else []
     for m in raw:
-        if not (isinstance(m, dict) and m.get("role") in _ROLES and isinstance(m.get("content"), str)):
+        ok = isinstance(m, dict) and m.get("role") in _ROLES
+        if not (ok and isinstance(m.get("content"), str)):
             raise SpecchatError(
                 f"{where}: each message needs 'role' (system/user/assistant) and 'content' (string)"
             )

@@ -92,8 +92,8 @@ def write_plot(path: Path, summaries: Sequence[ModeSummary]) -> None:
     shown = [s for s in summaries if s.tokens_per_second is not None]
     xs = range(len(shown))
     med = [s.tokens_per_second.median for s in shown]  # type: ignore[union-attr]
-    lo = [m - s.tokens_per_second.low for m, s in zip(med, shown)]  # type: ignore[union-attr]
-    hi = [s.tokens_per_second.high - m for m, s in zip(med, shown)]  # type: ignore[union-attr]
+    lo = [m - s.tokens_per_second.low for m, s in zip(med, shown, strict=True)]  # type: ignore[union-attr]
+    hi = [s.tokens_per_second.high - m for m, s in zip(med, shown, strict=True)]  # type: ignore[union-attr]
     ax1.bar(xs, med, yerr=[lo, hi], capsize=4, color="tab:blue")
     ax1.set_xticks(list(xs), [s.mode for s in shown], rotation=30, ha="right")
     ax1.set_ylabel("tokens/s (median, range)")

@@ -90,7 +90,8 @@ class ModeSummary:
 
 def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
               physics: Physics | None) -> list[ModeSummary]:
-    base_ids = {r.key: r.token_ids for r in records if r.mode == BASELINE and r.token_ids is not None}
+    base_ids = {r.key: r.token_ids for r in records
+                if r.mode == BASELINE and r.token_ids is not None}
     out = []
     for m in modes:
         base_tps = {r.key: r.tokens_per_second for r in records if r.mode == m.baseline}
@@ -101,7 +102,8 @@ def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
         alpha = alpha_from_passes(passes) if drafted else None
         n_pass = len(passes)
         gen = sum(len(r.token_ids or ()) for r in recs)
-        same, compared = greedy_identity(base_ids, {r.key: r.token_ids for r in recs if r.token_ids is not None})
+        ids = {r.key: r.token_ids for r in recs if r.token_ids is not None}
+        same, compared = greedy_identity(base_ids, ids)
         rss = [r.peak_rss_mb for r in recs if r.peak_rss_mb is not None]
         out.append(ModeSummary(
             mode=m.label,

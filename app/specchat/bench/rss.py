@@ -21,6 +21,10 @@ class PeakRss:
         self.mb: float | None = None
         self.exact = False
 
+    @staticmethod
+    def exact_supported() -> bool:
+        return _CLEAR_REFS.exists()
+
     def __enter__(self) -> PeakRss:
         try:
             _CLEAR_REFS.write_text("5")

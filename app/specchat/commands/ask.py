@@ -10,18 +10,32 @@ from specchat.commands.model_args import add_model_args, resolve_model_request
 from specchat.engine.types import DoneEvent, Message, NoticeEvent, Stats, TokenEvent
 
 STATS_KEYS = (
-    "prompt_tokens", "prompt_ms", "generated_tokens", "generation_ms", "tokens_per_second",
-    "ttft_ms", "drafted", "accepted", "acceptance_rate", "target_passes", "tokens_per_pass",
+    "prompt_tokens",
+    "prompt_ms",
+    "generated_tokens",
+    "generation_ms",
+    "tokens_per_second",
+    "ttft_ms",
+    "drafted",
+    "accepted",
+    "acceptance_rate",
+    "target_passes",
+    "tokens_per_pass",
     "draft_max",
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("ask", help="answer one prompt and exit (no UI)",
-                              description="Answer one prompt with speculative decoding and exit.")
+    p = subparsers.add_parser(
+        "ask",
+        help="answer one prompt and exit (no UI)",
+        description="Answer one prompt with speculative decoding and exit.",
+    )
     add_model_args(p)
     p.add_argument("--system", metavar="TEXT", help="system prompt")
-    p.add_argument("--json", action="store_true", help="print one JSON object with text, token ids, stats")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object with text, token ids, stats"
+    )
     p.add_argument("--quiet", action="store_true", help="no stats line on stderr")
     p.add_argument("prompt", metavar="PROMPT", help="the prompt ('-' reads standard input)")
     p.set_defaults(handler=run)
@@ -70,8 +84,16 @@ def run(args: argparse.Namespace) -> int:
         engine.close()
     assert done is not None
     if args.json:
-        print(json.dumps({"text": done.text, "token_ids": list(done.token_ids),
-                          "stats": stats_json(done.stats)}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "text": done.text,
+                    "token_ids": list(done.token_ids),
+                    "stats": stats_json(done.stats),
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
         sys.stdout.write("\n")
         if not args.quiet:

@@ -34,45 +34,74 @@ def _gpu_layers(value: str) -> str:
         try:
             int(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {value!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected an integer or 'auto', got {value!r}"
+            ) from None
     return value
 
 
 def add_model_args(parser: argparse.ArgumentParser, generation: bool = True) -> None:
     models = parser.add_argument_group("models")
-    models.add_argument("--pair", metavar="NAME", help="a pair from models.toml (default: its default pair)")
-    models.add_argument("--target", metavar="PATH", type=Path, help="target GGUF (instead of --pair)")
+    models.add_argument(
+        "--pair", metavar="NAME", help="a pair from models.toml (default: its default pair)"
+    )
+    models.add_argument(
+        "--target", metavar="PATH", type=Path, help="target GGUF (instead of --pair)"
+    )
     draft = models.add_mutually_exclusive_group()
     draft.add_argument("--draft", metavar="PATH", type=Path, help="draft GGUF")
     draft.add_argument("--no-draft", action="store_true", help="target alone, no speculation")
-    draft.add_argument("--lookup", action="store_true", help="prompt lookup instead of a draft model")
+    draft.add_argument(
+        "--lookup", action="store_true", help="prompt lookup instead of a draft model"
+    )
     models.add_argument(
-        "--cross-vocab", action="store_true", default=None,
+        "--cross-vocab",
+        action="store_true",
+        default=None,
         help="allow a draft with another vocabulary (text-level drafting)",
     )
-    models.add_argument("--n-gpu-layers", metavar="N", type=_gpu_layers,
-                        help="layers to offload to the GPU: N, -1 for all, or auto")
+    models.add_argument(
+        "--n-gpu-layers",
+        metavar="N",
+        type=_gpu_layers,
+        help="layers to offload to the GPU: N, -1 for all, or auto",
+    )
     models.add_argument("--n-ctx", metavar="N", type=int, help="context size in tokens")
     models.add_argument("--threads", metavar="N", type=int, help="CPU threads")
-    models.add_argument("--extra-bufts", action="store_true",
-                        help="enable llama.cpp's CPU weight repacking (faster prompts; may break "
-                             "exact greedy identity on some quantizations)")
+    models.add_argument(
+        "--extra-bufts",
+        action="store_true",
+        help="enable llama.cpp's CPU weight repacking (faster prompts; may break "
+        "exact greedy identity on some quantizations)",
+    )
     models.add_argument("--offline", action="store_true", help="use downloaded models only")
 
     spec = parser.add_argument_group("speculation")
-    spec.add_argument("--draft-max", metavar="K", type=int, help=f"most draft tokens per pass (1-{MAX_DRAFT})")
-    spec.add_argument("--draft-min", metavar="K", type=int, help="fewer draft tokens than this are not verified")
-    spec.add_argument("--p-min", metavar="P", type=float, help="draft stops when its confidence drops below P")
-    spec.add_argument("--no-adaptive", action="store_true", help="fixed draft length (no adaptive controller)")
+    spec.add_argument(
+        "--draft-max", metavar="K", type=int, help=f"most draft tokens per pass (1-{MAX_DRAFT})"
+    )
+    spec.add_argument(
+        "--draft-min", metavar="K", type=int, help="fewer draft tokens than this are not verified"
+    )
+    spec.add_argument(
+        "--p-min", metavar="P", type=float, help="draft stops when its confidence drops below P"
+    )
+    spec.add_argument(
+        "--no-adaptive", action="store_true", help="fixed draft length (no adaptive controller)"
+    )
 
     if generation:
         gen = parser.add_argument_group("generation")
-        gen.add_argument("--temperature", metavar="T", type=float, default=0.0, help="0 = greedy (default)")
+        gen.add_argument(
+            "--temperature", metavar="T", type=float, default=0.0, help="0 = greedy (default)"
+        )
         gen.add_argument("--top-k", metavar="K", type=int, default=0, help="0 = off")
         gen.add_argument("--top-p", metavar="P", type=float, default=1.0, help="1 = off")
         gen.add_argument("--min-p", metavar="P", type=float, default=0.0, help="0 = off")
         gen.add_argument("--seed", metavar="S", type=int, help="random seed for sampling")
-        gen.add_argument("--max-tokens", metavar="N", type=int, default=512, help="most tokens to generate")
+        gen.add_argument(
+            "--max-tokens", metavar="N", type=int, default=512, help="most tokens to generate"
+        )
 
 
 def generation_settings(args: argparse.Namespace) -> GenerationSettings:
@@ -105,7 +134,9 @@ def _spec_overrides(args: argparse.Namespace, base: SpecSettings) -> SpecSetting
     spec = base
     if args.draft_max is not None:
         if not 1 <= args.draft_max <= MAX_DRAFT:
-            raise SpecchatError(f"--draft-max must be between 1 and {MAX_DRAFT} (got {args.draft_max})")
+            raise SpecchatError(
+                f"--draft-max must be between 1 and {MAX_DRAFT} (got {args.draft_max})"
+            )
         spec = dataclasses.replace(spec, draft_max=args.draft_max)
     if args.draft_min is not None:
         if args.draft_min < 0:
@@ -153,7 +184,9 @@ def resolve_model_request(args: argparse.Namespace) -> ModelRequest:
         draft = None
         mode = DraftMode.NONE
         if args.draft is not None:
-            draft = dataclasses.replace(target, path=args.draft, use_extra_bufts=target.use_extra_bufts)
+            draft = dataclasses.replace(
+                target, path=args.draft, use_extra_bufts=target.use_extra_bufts
+            )
             mode = DraftMode.MODEL
         spec = _spec_overrides(args, SpecSettings(mode=mode))
         if args.lookup:
@@ -179,5 +212,6 @@ def _resolve_pair(args: argparse.Namespace, generation: GenerationSettings) -> M
     if draft is not None:
         draft = _model_overrides(args, draft)
     spec = _spec_overrides(args, to_spec_settings(pair))
-    return ModelRequest(target, draft, spec, generation, pair_name=name,
-                        chat_template=pair.chat_template)
+    return ModelRequest(
+        target, draft, spec, generation, pair_name=name, chat_template=pair.chat_template
+    )

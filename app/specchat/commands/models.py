@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from specchat.config import ModelConfig, PairConfig, gpu, load_registry, to_pair_settings
-from specchat.errors import SpecchatError, VocabMismatchError
+from specchat.config import ModelConfig, PairConfig, gpu, load_registry
+from specchat.config.offload import Footprint, plan_offload
+from specchat.config.paths import cache_dir, hf_cache_dir, hf_offline
+from specchat.errors import DownloadError, SpecchatError, VocabMismatchError
 from specchat.sources import local_size, resolve_model_files
+
+if TYPE_CHECKING:
+    from specchat.engine.llama import LlamaModel
+    from specchat.sources.meta import GgufInfo
 
 GB = 1e9
 OVERHEAD_BYTES = 200_000_000  # per model: compute buffers, context, runtime
@@ -49,8 +56,12 @@ def _size(model: ModelConfig) -> tuple[int | None, bool]:
 
 
 def _need(weights: int, models: int) -> float:
-    """Rough memory need (GB): weights, ~10% for KV cache at the default context, buffers."""
-    return (weights * 1.1 + models * OVERHEAD_BYTES) / GB
+    """Rough memory need (bytes): weights, ~10% for KV cache at the default context, buffers."""
+    return weights * 1.1 + models * OVERHEAD_BYTES
+
+
+def _human(n: float) -> str:
+    return f"{n / 1e6:.0f}M" if n < GB else f"{n / GB:.1f}G"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -63,8 +74,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         known = [s for s, _ in sizes if s is not None]
         total = sum(known)
         approx = "" if all(exact for _, exact in sizes) else "~"
-        size = f"{approx}{total / GB:.1f}G" if known else "?"
-        need = f"~{_need(total, len(models)):.1f}G" if known else "?"
+        size = f"{approx}{_human(total)}" if known else "?"
+        need = f"~{_human(_need(total, len(models)))}" if known else "?"
         mark = "*" if name == registry.default_pair else " "
         print(f"{mark:2}{name:<20}{'/'.join(have):<16}{size:>9}{need:>9}  {pair.description}")
     print(
@@ -79,13 +90,29 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     pair = load_registry(args.config).get(args.pair)
+    missing: list[str] = []
+    last = DownloadError("")
     for role, model in (("target", pair.target), ("draft", pair.draft)):
         if model is None:
             continue
         print(f"{role}: {model.label}", flush=True)
-        files = resolve_model_files(model, offline=args.offline, progress=True)
+        try:
+            files = resolve_model_files(model, offline=args.offline, progress=True)
+        except DownloadError as exc:
+            if not (args.offline or hf_offline()):
+                raise
+            missing.append(f"{role} {model.label}")  # offline: say everything that is missing
+            last = exc
+            continue
         for path in files:
             print(f"  {path} ({path.stat().st_size / 1e6:.1f} MB)", flush=True)
+    if missing:
+        detail = last.message if len(missing) == 1 else f"missing {' and '.join(missing)}"
+        raise DownloadError(
+            f"pair {pair.name!r} is not available offline: {detail} "
+            f"(caches: {hf_cache_dir()}, {cache_dir()}); run `specchat models pull {pair.name}` "
+            "with network access"
+        )
     print(f"pair {pair.name!r} is ready")
     return 0
 
@@ -120,8 +147,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     for role, model in (("target", pair.target), ("draft", pair.draft)):
         if model is not None:
             paths[role] = resolve_model_files(model, offline=args.offline, progress=True)
-    opened = {role: open_vocab_only(files[0]) for role, files in paths.items()}
+    opened: dict[str, LlamaModel] = {}
     try:
+        for role, files in paths.items():
+            opened[role] = open_vocab_only(files[0])
         infos = {role: gguf_info(m, tuple(paths[role][1:])) for role, m in opened.items()}
         print(f"pair {pair.name}" + (f": {pair.description}" if pair.description else ""))
         for role, info in infos.items():
@@ -147,7 +176,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         usable = False
         print(f"  vocab  different ({reason})")
-    fits = _report_memory(pair, infos, paths)
+    fits = _report_memory(pair, infos)
     if not usable:
         t, d = paths["target"][0].name, paths["draft"][0].name
         raise VocabMismatchError(
@@ -160,26 +189,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_memory(pair: PairConfig, infos: dict, paths: dict[str, list[Path]]) -> bool:
+def _report_memory(pair: PairConfig, infos: dict[str, GgufInfo]) -> bool:
     """Print the memory estimate and GPU offload plan; False when the pair cannot fit at all."""
-    cfgs = {"target": pair.target, "draft": pair.draft}
-    need = sum(
-        i.file_bytes + i.kv_bytes(cfgs[r].n_ctx) + OVERHEAD_BYTES  # type: ignore[union-attr]
-        for r, i in infos.items()
-    )
+    cfgs = {r: m for r, m in (("target", pair.target), ("draft", pair.draft)) if m is not None}
+    prints = {
+        role: Footprint(info.file_bytes, info.n_layers, info.kv_bytes(cfgs[role].n_ctx))
+        for role, info in infos.items()
+    }
+    need = sum(fp.total_bytes + OVERHEAD_BYTES for fp in prints.values())
     available, total = gpu.system_memory()
     vram = gpu.free_vram(pair.target.main_gpu)
     line = f"  memory needs ~{need / GB:.2f} GB"
     if available:
         line += f"; {available / GB:.1f} GB of {total / GB:.1f} GB RAM available"
     if vram:
-        t_set, d_set = to_pair_settings(
-            pair, paths["target"][0], paths["draft"][0] if "draft" in paths else None
-        )
-        layers = f"target {t_set.n_gpu_layers}" + (
-            f", draft {d_set.n_gpu_layers}" if d_set is not None else ""
-        )
-        line += f"; {vram / GB:.1f} GB free VRAM, GPU layers ({gpu.backend()}): {layers} (-1 = all)"
+        t, d = plan_offload(vram, prints["target"], prints.get("draft"))
+        planned = {"target": t, "draft": d}
+        layers = {
+            r: planned[r] if m.n_gpu_layers == "auto" else m.n_gpu_layers for r, m in cfgs.items()
+        }
+        shown = ", ".join(f"{role} {layers[role]}" for role in prints)
+        line += f"; {vram / GB:.1f} GB free VRAM ({gpu.backend()}), GPU layers: {shown} (-1 = all)"
     else:
         line += f"; no GPU offload ({gpu.backend()} build)"
     print(line)

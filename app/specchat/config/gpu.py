@@ -57,13 +57,15 @@ def _ggml() -> ctypes.CDLL | None:
 
 
 def _init_llama() -> bool:
+    """Initialise llama.cpp the engine's way (quiet log); False when it cannot be loaded."""
     try:
-        from specchat.engine.llama import _init_backend
-
-        _init_backend()  # registers the backends (and keeps llama.cpp's log quiet)
-        return True
+        from specchat.engine import llama
     except Exception:
         return False
+    init = getattr(llama, "init_backend", None) or getattr(llama, "_init_backend", None)
+    if init is not None:
+        init()
+    return True
 
 
 def devices() -> list[Device]:

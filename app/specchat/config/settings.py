@@ -19,14 +19,10 @@ def footprint(path: Path, n_ctx: int) -> Footprint:
 
 def _split_parts(path: Path) -> tuple[Path, ...]:
     """The other parts of a split GGUF (name-00001-of-0000N.gguf), for its total size."""
-    from specchat.sources.hf import SPLIT
+    from specchat.sources.hf import split_parts
 
-    m = SPLIT.search(path.name)
-    if not m or m.group(1) != "00001":
-        return ()
-    n = int(m.group(2))
-    stem = path.name[: m.start()]
-    return tuple(path.with_name(f"{stem}-{i:05d}-of-{n:05d}.gguf") for i in range(2, n + 1))
+    names = split_parts(path.name)
+    return tuple(path.with_name(n) for n in names[1:]) if names[0] == path.name else ()
 
 
 def _settings(model: ModelConfig, path: Path, n_gpu_layers: int) -> ModelSettings:

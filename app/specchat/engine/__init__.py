@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-def load_engine(*args, **kwargs):  # noqa: ANN002, ANN003 - re-exported lazily (imports llama_cpp)
+def load_engine(*args, **kwargs):
     from specchat.engine.engine import load_engine as _load
 
     return _load(*args, **kwargs)

@@ -76,7 +76,7 @@ class DraftLengthController:
             return self.t_verify[n]
         pts = sorted(self.t_verify.items())
         if len(pts) == 1:  # one point: assume cost grows half a token per extra token
-            (n0, t0), = pts
+            ((n0, t0),) = pts
             return t0 * (1 + 0.5 * (n - 1)) / (1 + 0.5 * (n0 - 1))
         # least-squares line through the measured batch sizes
         xs = [p[0] for p in pts]

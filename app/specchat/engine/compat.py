@@ -16,16 +16,20 @@ def vocab_mismatch(target: LlamaModel, draft: LlamaModel) -> str | None:
     if target.vocab_type != draft.vocab_type:
         return f"vocab types differ ({target.vocab_type} vs {draft.vocab_type})"
     if target.add_bos != draft.add_bos or (target.add_bos and target.bos != draft.bos):
-        return f"BOS differs (add_bos {target.add_bos}/{draft.add_bos}, id {target.bos}/{draft.bos})"
+        return (
+            f"BOS differs (add_bos {target.add_bos}/{draft.add_bos}, id {target.bos}/{draft.bos})"
+        )
     if target.add_eos != draft.add_eos or target.eos != draft.eos:
-        return f"EOS differs (add_eos {target.add_eos}/{draft.add_eos}, id {target.eos}/{draft.eos})"
+        return (
+            f"EOS differs (add_eos {target.add_eos}/{draft.add_eos}, id {target.eos}/{draft.eos})"
+        )
     if abs(target.n_vocab - draft.n_vocab) > MAX_VOCAB_SIZE_DIFF:
-        return f"vocab sizes differ by more than {MAX_VOCAB_SIZE_DIFF} ({target.n_vocab} vs {draft.n_vocab})"
+        sizes = f"{target.n_vocab} vs {draft.n_vocab}"
+        return f"vocab sizes differ by more than {MAX_VOCAB_SIZE_DIFF} ({sizes})"
     for token in range(FIRST_CHECKED_TOKEN, min(target.n_vocab, draft.n_vocab)):
-        if target.token_text(token) != draft.token_text(token):
-            return (
-                f"token {token} differs ({target.token_text(token)!r} vs {draft.token_text(token)!r})"
-            )
+        a, b = target.token_text(token), draft.token_text(token)
+        if a != b:
+            return f"first differing token id is {token} ({a!r} vs {b!r})"
     return None
 
 

@@ -67,8 +67,12 @@ class SpeculativeEngine:
             source = CHATML
         self.template = ChatTemplate(
             source,
-            bos_token=target.token_text(target.bos).decode(errors="replace") if target.bos >= 0 else "",
-            eos_token=target.token_text(target.eos).decode(errors="replace") if target.eos >= 0 else "",
+            bos_token=target.token_text(target.bos).decode(errors="replace")
+            if target.bos >= 0
+            else "",
+            eos_token=target.token_text(target.eos).decode(errors="replace")
+            if target.eos >= 0
+            else "",
         )
         self._spec = spec
         self._drafter: Drafter | None = None

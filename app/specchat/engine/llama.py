@@ -5,6 +5,7 @@ positions being verified and the KV cache can be rolled back token-exactly after
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -33,7 +34,7 @@ def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         os.write(2, text)
 
 
-def _init_backend() -> None:
+def init_backend() -> None:
     global _backend_ready
     with _backend_lock:
         if not _backend_ready:
@@ -67,8 +68,10 @@ def backend_name() -> str:
     for name in ("CUDA", "METAL", "VULKAN", "HIP", "SYCL"):
         if f"{name} :" in info or f"{name} =" in info or f"{name}:" in info:
             return name.title() if name in ("METAL", "VULKAN") else name
-    return "CUDA" if lc.llama_supports_gpu_offload() and "CUDA" in info else (
-        "GPU" if lc.llama_supports_gpu_offload() else "CPU"
+    return (
+        "CUDA"
+        if lc.llama_supports_gpu_offload() and "CUDA" in info
+        else ("GPU" if lc.llama_supports_gpu_offload() else "CPU")
     )
 
 
@@ -102,7 +105,7 @@ class LlamaModel:
     ) -> LlamaModel:
         path = Path(settings.path)
         check_gguf_file(path)
-        _init_backend()
+        init_backend()
         params = lc.llama_model_default_params()
         params.n_gpu_layers = settings.n_gpu_layers if not vocab_only else 0
         params.main_gpu = settings.main_gpu
@@ -143,7 +146,9 @@ class LlamaModel:
             cparams.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_AUTO
         else:
             cparams.flash_attn_type = (
-                lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if s.flash_attn else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+                lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+                if s.flash_attn
+                else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
         ctx = lc.llama_init_from_model(self._model, cparams)
         if not ctx:
@@ -154,7 +159,9 @@ class LlamaModel:
                     f"could not create a context for {self.path.name} (out of GPU memory?); "
                     "retry with a smaller n_ctx or fewer GPU layers"
                 )
-            raise ModelLoadError(f"could not create a context of {cparams.n_ctx} tokens for {self.path}")
+            raise ModelLoadError(
+                f"could not create a context of {cparams.n_ctx} tokens for {self.path}"
+            )
         self._ctx = ctx
         self._mem = lc.llama_get_memory(ctx)
         self.n_ctx = lc.llama_n_ctx(ctx)
@@ -172,10 +179,8 @@ class LlamaModel:
             self._model = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     # ---- metadata ----------------------------------------------------------------------------
 
@@ -201,9 +206,12 @@ class LlamaModel:
     def n_layers(self) -> int:
         return lc.llama_model_n_layer(self._model)
 
+    @property
+    def quantization(self) -> str:
+        name = lc.llama_ftype_name(lc.llama_model_ftype(self._model))
+        return name.decode(errors="replace") if name else ""
+
     def info(self) -> ModelInfo:
-        desc = ctypes.create_string_buffer(256)
-        lc.llama_model_desc(self._model, desc, len(desc))
         n_layers = self.n_layers
         ngl = self.settings.n_gpu_layers
         offloaded = 0
@@ -220,7 +228,7 @@ class LlamaModel:
             n_ctx=getattr(self, "n_ctx", 0),
             n_layers=n_layers,
             n_gpu_layers=offloaded,
-            quantization=desc.value.decode(errors="replace").split()[-1] if desc.value else "",
+            quantization=self.quantization,
         )
 
     # ---- vocabulary --------------------------------------------------------------------------
@@ -255,7 +263,9 @@ class LlamaModel:
     def is_control(self, token: int) -> bool:
         return bool(lc.llama_vocab_is_control(self._vocab, token))
 
-    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]:
+    def tokenize(
+        self, text: str, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
         data = text.encode("utf-8")
         cap = len(data) + 16
         buf = (lc.llama_token * cap)()
@@ -263,7 +273,9 @@ class LlamaModel:
         if n < 0:
             cap = -n
             buf = (lc.llama_token * cap)()
-            n = lc.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, parse_special)
+            n = lc.llama_tokenize(
+                self._vocab, data, len(data), buf, cap, add_special, parse_special
+            )
         return list(buf[:n])
 
     def piece(self, token: int) -> bytes:
@@ -320,7 +332,13 @@ class LlamaModel:
             pos0 = len(self.tokens)
             m = len(chunk)
             batch.n_tokens = m
-            tok, pos, nseq, seq, out = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
+            tok, pos, nseq, seq, out = (
+                batch.token,
+                batch.pos,
+                batch.n_seq_id,
+                batch.seq_id,
+                batch.logits,
+            )
             want_all = logits == "all"
             for i, t in enumerate(chunk):
                 tok[i] = t

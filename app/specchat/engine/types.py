@@ -130,7 +130,7 @@ class DoneEvent:
     dropped_turns: int = 0  # oldest turns dropped to fit the context
 
 
-Event = Union[TokenEvent, ProgressEvent, NoticeEvent, DoneEvent]
+Event = Union[TokenEvent, ProgressEvent, NoticeEvent, DoneEvent]  # noqa: UP007 (py3.10 alias)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,21 @@
 """Hugging Face downloads through huggingface_hub's standard cache.
 
 A file already in the cache is used without touching the network. Otherwise one metadata request
-checks that the Hub answers (so a dead network fails in one line, without minutes of retries)
-and `hf_hub_download` fetches the file with its progress bar; it retries and resumes a broken
-transfer with HTTP Range requests. Globs are matched against the repo listing (online) or the
-cached snapshot (offline); split GGUFs (`-00001-of-00003.gguf`) are fetched whole."""
+(no retries: a dead network fails at once, in one line) gives the file's ETag and location; the
+bytes go to a partial file next to the cache's blob with huggingface_hub's own `http_get`
+(progress bar, Range retries within a run), so a run that is interrupted (Ctrl-C, network loss)
+resumes where it stopped next time. The finished blob is moved into the cache and
+`hf_hub_download` links it into the snapshot, exactly as if it had downloaded it itself.
+Globs are matched against the repo listing (online) or the cached snapshot (offline); split
+GGUFs (`-00001-of-00003.gguf`) are fetched whole."""
 
 from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from specchat.config.paths import hf_cache_dir, hf_endpoint
 from specchat.config.schema import ModelConfig
@@ -21,15 +25,32 @@ SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 GLOB_CHARS = set("*?[")
 
 
-def _silent_tqdm() -> Any:
-    from tqdm.auto import tqdm
+@contextmanager
+def _progress_bars(show: bool) -> Iterator[None]:
+    """huggingface_hub's progress bars on or off for one download (its global switch)."""
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
-    class Silent(tqdm):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
+    was_disabled = are_progress_bars_disabled()
+    if not show and not was_disabled:
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not show and not was_disabled:
+            enable_progress_bars()
 
-    return Silent
+
+def split_parts(name: str) -> list[str]:
+    """Every part of a split GGUF named by any one part (the name itself otherwise)."""
+    m = SPLIT.search(name)
+    if not m:
+        return [name]
+    stem, n = name[: m.start()], int(m.group(2))
+    return [f"{stem}-{i:05d}-of-{n:05d}.gguf" for i in range(1, n + 1)]
 
 
 def _pick(repo: str, pattern: str, names: list[str]) -> list[str]:
@@ -63,8 +84,8 @@ def _cached_files(model: ModelConfig) -> list[Path] | None:
         return None
     pattern = str(model.file)
     if not GLOB_CHARS & set(pattern):
-        path = snap / pattern
-        return [path] if path.is_file() else None
+        paths = [snap / name for name in split_parts(pattern)]
+        return paths if all(p.is_file() for p in paths) else None
     names = [str(p.relative_to(snap)) for p in snap.rglob("*") if p.is_file()]
     try:
         picked = _pick(str(model.repo), pattern, names)
@@ -107,7 +128,7 @@ def _network_error(model: ModelConfig, exc: BaseException) -> DownloadError:
 
 
 def _remote_files(model: ModelConfig) -> list[str]:
-    from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub import HfApi
 
     pattern = str(model.file)
     try:
@@ -117,9 +138,7 @@ def _remote_files(model: ModelConfig) -> list[str]:
             )
             names = [s.rfilename for s in info.siblings or []]
             return _pick(str(model.repo), pattern, names)
-        url = hf_hub_url(str(model.repo), pattern, revision=model.revision, endpoint=hf_endpoint())
-        get_hf_file_metadata(url)  # fails fast (no retries) when the Hub cannot be reached
-        return [pattern]
+        return split_parts(pattern)
     except DownloadError:
         raise
     except Exception as exc:  # network and HTTP errors of huggingface_hub / its HTTP client
@@ -143,18 +162,63 @@ def resolve_hf(model: ModelConfig, *, offline: bool, download: bool, progress: b
     paths: list[Path] = []
     for name in _remote_files(model):
         try:
-            local = hf_hub_download(
-                str(model.repo),
-                name,
-                revision=model.revision,
-                cache_dir=str(hf_cache_dir()),
-                endpoint=hf_endpoint(),
-                tqdm_class=None if progress else _silent_tqdm(),
-            )
+            with _progress_bars(progress):
+                _fetch_blob(model, name)
+                local = hf_hub_download(
+                    str(model.repo),
+                    name,
+                    revision=model.revision,
+                    cache_dir=str(hf_cache_dir()),
+                    endpoint=hf_endpoint(),
+                )
+        except DownloadError:
+            raise
         except Exception as exc:
             raise _network_error(model, exc) from None
         paths.append(Path(local))
     return paths
+
+
+def partial_path(repo: str, etag: str) -> Path:
+    """Where an unfinished download of a blob is kept between runs."""
+    storage = hf_cache_dir() / ("models--" + repo.replace("/", "--"))
+    return storage / "blobs" / f"{etag}.specchat-partial"
+
+
+def _fetch_blob(model: ModelConfig, name: str) -> None:
+    """Download one file's blob into the cache, resuming a partial file left by an earlier run."""
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    url = hf_hub_url(str(model.repo), name, revision=model.revision, endpoint=hf_endpoint())
+    meta = get_hf_file_metadata(url)  # no retries: fails at once when the Hub is unreachable
+    if not meta.etag or not meta.commit_hash:
+        return  # not a Hub answer we understand: hf_hub_download reports it
+    partial = partial_path(str(model.repo), meta.etag)
+    blob = partial.with_name(meta.etag)
+    if blob.exists():
+        return
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    headers = build_hf_headers()
+    if urlsplit(meta.location).netloc != urlsplit(url).netloc:
+        headers.pop("authorization", None)  # signed CDN URL: the token stays on the Hub
+    with partial.open("ab") as f:
+        done = f.tell()
+        if meta.size is not None and done > meta.size:
+            f.truncate(0)
+            done = 0
+        http_get(
+            meta.location,
+            f,
+            resume_size=done,
+            headers=headers,
+            expected_size=meta.size,
+            displayed_filename=name,
+        )
+    partial.replace(blob)
 
 
 def remove_cached(path: Path) -> None:

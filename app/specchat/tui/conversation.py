@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from specchat.engine.types import GenerationSettings, Message, SpecSettings, Stats
 from specchat.store.records import ChatSettings, MessageRecord, MessageStatus
@@ -59,6 +59,7 @@ class ActiveReply:
     missing_batches: int = 0  # gaps in the batch sequence numbers (should stay 0)
     max_latency: float = 0.0
     next_seq: int = 0
+    latencies: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,4 @@ class ReplyReport:
     late_batches: int
     missing_batches: int
     max_latency: float
+    latencies: tuple[float, ...] = ()  # per batch: seconds from its first token to display

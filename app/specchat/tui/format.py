@@ -74,20 +74,16 @@ def stats_table(stats: Stats | Mapping[str, object]) -> list[tuple[str, str]]:
     return [(label, stat_value(key, s[key])) for key, label in STAT_LABELS if key in s]
 
 
-def model_label(model: ModelInfo) -> str:
-    return f"{model.name} ({model.n_gpu_layers}/{model.n_layers} layers on GPU)"
-
-
 def backend_line(info: EngineInfo) -> str:
-    parts = [f"{info.backend}", f"target {info.target.name} {_layers(info.target, info.backend)}"]
+    """Backend, then each model with the layers it has offloaded (on a GPU backend)."""
+    gpu = info.backend.upper() != "CPU"
+    parts = [info.backend, f"target {_model(info.target, gpu)}"]
     if info.draft is not None:
-        parts.append(f"draft {info.draft.name} {_layers(info.draft, info.backend)}")
+        parts.append(f"draft {_model(info.draft, gpu)}")
     else:
-        parts.append(f"draft: {info.mode.value}")
+        parts.append("no draft model" if info.mode.value == "none" else f"draft: {info.mode.value}")
     return " · ".join(parts)
 
 
-def _layers(model: ModelInfo, backend: str) -> str:
-    if backend.upper() == "CPU":
-        return "(CPU)"
-    return f"({model.n_gpu_layers}/{model.n_layers} layers offloaded)"
+def _model(model: ModelInfo, gpu: bool) -> str:
+    return f"{model.name} ({model.n_gpu_layers}/{model.n_layers} layers)" if gpu else model.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from specchat.engine.protocol import ChatEngine
@@ -47,7 +48,7 @@ class CliLoader:
         target = getattr(self.args, "target", None)
         pair = getattr(self.args, "pair", None)
         if target:
-            return f"model {target}"
+            return f"model {Path(target).name}"
         return f"pair {pair}" if pair else f"default pair {self._default_pair() or ''}".strip()
 
     def pairs(self) -> list[PairOption]:
@@ -75,7 +76,7 @@ class CliLoader:
             ns.no_draft = ns.lookup = False
         request = resolve_model_request(ns)
         self.generation = request.generation
-        return load_engine(request.target, request.draft, request.spec)
+        return load_engine(request.target, request.draft, request.spec, request.chat_template)
 
     def _default_pair(self) -> str | None:
         try:

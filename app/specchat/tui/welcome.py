@@ -20,7 +20,7 @@ A small *draft* model guesses the next tokens and the large *target* model check
 one pass: the answer is exactly the target's, only sooner. The status bar shows, live, the
 speed and how many draft tokens the target accepted.
 
-**Model pair:** {label} — {status}
+**Models:** {label} — {status}
 
 - Type below and press **Enter** to send; **Shift+Enter** or **Ctrl+J** for a new line.
 - **Esc** stops a reply · **Ctrl+R** regenerates · **Ctrl+G** edits your last prompt.

@@ -6,6 +6,7 @@ thread, so decoding never waits on rendering and rendering never waits on decodi
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,9 @@ from specchat.engine.types import (
 from specchat.errors import SpecchatError
 
 BATCH_INTERVAL = 0.05
+# While a reply streams, the UI thread renders almost continuously; with Python's default 5 ms
+# GIL switch interval the engine thread could wait that long after every llama.cpp call.
+STREAMING_SWITCH_INTERVAL = 0.001
 
 
 class EngineLoading(TMessage):
@@ -216,6 +220,8 @@ class EngineWorker:
         done: DoneEvent | None = None
         error: str | None = None
         flusher.start()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, STREAMING_SWITCH_INTERVAL))
         try:
             if job.spec is not None and job.spec != engine.spec:
                 engine.set_spec(job.spec)
@@ -233,6 +239,7 @@ class EngineWorker:
         except Exception as exc:  # keep the app alive; show what happened
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            sys.setswitchinterval(switch_interval)
             stop.set()
             flusher.join()
             batcher.flush()

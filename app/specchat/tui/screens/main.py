@@ -228,6 +228,7 @@ class MainScreen(Screen[None]):
         if message.first_token_at is not None:
             latency = time.monotonic() - message.first_token_at
             reply.max_latency = max(reply.max_latency, latency)
+            reply.latencies.append(latency)
             reply.late_batches += latency > LATE_SECONDS
         status = self.query_one(StatusBar)
         if message.stats is not None:
@@ -272,6 +273,7 @@ class MainScreen(Screen[None]):
                 reply.late_batches,
                 reply.missing_batches,
                 reply.max_latency,
+                tuple(reply.latencies),
             )
         )
         self.refresh_chat_list()

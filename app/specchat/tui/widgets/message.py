@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
@@ -39,6 +40,10 @@ def origin_content(segments: Sequence[Sequence[str]]) -> Content:
     return Content.assemble(*((text, ORIGIN_STYLES.get(origin, "")) for text, origin in segments))
 
 
+def _hard_breaks(text: str) -> str:
+    return re.sub(r"(?<!\n)\n(?!\n)", "  \n", text)
+
+
 class MessageBox(Vertical, can_focus=True):
     """A message. Focus it and press c to copy it."""
 
@@ -60,7 +65,9 @@ class MessageBox(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Label(self._header_text(), classes="message-header")
-        yield Markdown(self.text, classes="message-body")
+        # a user's line breaks are kept (as Markdown hard breaks); replies follow CommonMark
+        shown = _hard_breaks(self.text) if self.role == "user" else self.text
+        yield Markdown(shown, classes="message-body")
         if self.role == "assistant":
             yield Static(origin_content(self.segments), classes="message-origins")
             yield Static("\n".join(self.notices), classes="message-notices")
@@ -82,7 +89,7 @@ class MessageBox(Vertical, can_focus=True):
         if self._stream is not None and text:
             await self._stream.write(text)
         if self.origin_mode:
-            self.query_one(".message-origins", Static).update(origin_content(self.segments))
+            self._apply_origin_mode()
         return text
 
     async def finish(

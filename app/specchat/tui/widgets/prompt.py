@@ -21,11 +21,22 @@ class PromptInput(TextArea):
             self.prompt, self.text = prompt, text
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(show_line_numbers=False, soft_wrap=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(
+            show_line_numbers=False,
+            soft_wrap=True,
+            placeholder="Message the model…",
+            **kwargs,  # type: ignore[arg-type]
+        )
 
+    # Priority bindings run as soon as the app reads the key, while keys typed just before
+    # may still wait in this widget's queue (fast typists, pastes without bracketed paste,
+    # tmux send-keys). call_later queues the action behind them, so "hi<Enter>" sends "hi".
     def action_submit(self) -> None:
-        if self.text.strip():
-            self.post_message(self.Submitted(self, self.text))
+        self.call_later(self._submit)
 
     def action_newline(self) -> None:
-        self.insert("\n")
+        self.call_later(self.insert, "\n")
+
+    def _submit(self) -> None:
+        if self.text.strip():
+            self.post_message(self.Submitted(self, self.text))

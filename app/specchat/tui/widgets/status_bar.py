@@ -18,11 +18,11 @@ SPARK_POINTS = 4000
 def live_line(stats: Stats | None) -> str:
     """This reply's numbers, straight from the engine's latest Stats."""
     if stats is None:
-        return "tok/s –  │  acceptance –  │  tok/pass –  │  draft –  │  TTFT –"
+        return "– tok/s │ accepted – │ – tok/pass │ draft – │ TTFT –"
     return (
-        f"{num(stats.tokens_per_second)} tok/s  │  acceptance {pct(stats.acceptance_rate)}"
-        f" ({stats.accepted}/{stats.drafted})  │  {num(stats.tokens_per_pass, 2)} tok/pass  │"
-        f"  draft {stats.draft_max}  │  TTFT {num(stats.ttft_ms, 0)} ms"
+        f"{num(stats.tokens_per_second)} tok/s │ accepted {pct(stats.acceptance_rate)}"
+        f" ({stats.accepted}/{stats.drafted}) │ {num(stats.tokens_per_pass, 2)} tok/pass │"
+        f" draft {stats.draft_max} │ TTFT {num(stats.ttft_ms, 0)} ms"
     )
 
 
@@ -36,10 +36,10 @@ class StatusBar(Vertical):
         with Horizontal(id="status-engine-row"):
             yield LoadingIndicator(id="status-loading")
             yield Static("No model loaded", id="status-engine")
+            yield Static("", id="status-legend")
         with Horizontal(id="status-live-row"):
             yield Static(live_line(None), id="status-live")
             yield Sparkline([], id="status-spark")
-            yield Static("", id="status-legend")
 
     def on_mount(self) -> None:
         self.query_one("#status-loading").display = False
@@ -50,7 +50,8 @@ class StatusBar(Vertical):
 
     def show_ready(self, label: str, info: EngineInfo) -> None:
         self.query_one("#status-loading").display = False
-        self._engine(Content.styled(label, "bold") + Content("  " + backend_line(info)))
+        prefix = Content.styled(label + " · ", "bold") if label.startswith("pair ") else Content()
+        self._engine(prefix + Content(backend_line(info)))
 
     def show_failed(self, label: str, error: str) -> None:
         self.query_one("#status-loading").display = False

@@ -1,0 +1,1 @@
+"""`specchat bench`: side-by-side speed measurement and calibrated pairs."""

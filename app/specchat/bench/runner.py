@@ -1,0 +1,223 @@
+"""The benchmark run: load once, measure the physics, warm up, then interleave every mode on
+every prompt for several rounds (mode order rotated each round), all in one process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from specchat.bench.peers import (
+    LlamaCppPythonPeer,
+    find_native,
+    native_bench_args,
+    native_spec_args,
+    parse_native_bench,
+    parse_native_spec,
+    run_native,
+)
+from specchat.bench.physics import measure_physics
+from specchat.bench.prompts import BenchPrompt
+from specchat.bench.results import BASELINE, ModeSpecInfo, Physics, RunRecord
+from specchat.bench.rss import PeakRss
+from specchat.engine.types import (
+    DoneEvent,
+    DraftMode,
+    GenerationSettings,
+    ModelSettings,
+    ProgressEvent,
+    SpecSettings,
+    TokenEvent,
+)
+from specchat.errors import SpecchatError
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    target: ModelSettings
+    draft: ModelSettings | None
+    prompts: Sequence[BenchPrompt]
+    generation: GenerationSettings = field(
+        default_factory=lambda: GenerationSettings(max_tokens=64))
+    # p_min, lookup n-grams, cross_vocab... shared by all modes
+    base_spec: SpecSettings = field(default_factory=SpecSettings)
+    draft_lengths: Sequence[int] = (2, 4, 6, 8)
+    rounds: int = 2
+    adaptive: bool = True
+    lookup: bool = True
+    adaptive_max: int | None = None  # draft_max for adaptive and lookup (default: longest length)
+    fixed_p_min: float = 0.0  # fixed draft lengths draft exactly k tokens, as predicted
+    chat_template: str | None = None
+    warmup: bool = True
+    physics_reps: int = 5
+    llcpp_peer: bool = False
+    native_bin: Path | None = None
+    native_k: int = 6
+
+
+@dataclass
+class BenchRun:
+    modes: list[ModeSpecInfo]
+    records: list[RunRecord] = field(default_factory=list)
+    physics: Physics | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def engine_modes(cfg: BenchConfig) -> list[tuple[ModeSpecInfo, SpecSettings]]:
+    kmax = cfg.adaptive_max or max(cfg.draft_lengths, default=8)
+    base = cfg.base_spec
+    out = [(ModeSpecInfo(BASELINE, "target"), replace(base, mode=DraftMode.NONE, adaptive=False))]
+    if cfg.draft is not None:
+        for k in cfg.draft_lengths:
+            out.append((ModeSpecInfo(f"k={k}", "fixed", k),
+                        replace(base, mode=DraftMode.MODEL, draft_max=k, adaptive=False,
+                                p_min=cfg.fixed_p_min)))
+        if cfg.adaptive:
+            out.append((ModeSpecInfo("adaptive", "adaptive"),
+                        replace(base, mode=DraftMode.MODEL, draft_max=kmax, adaptive=True)))
+    if cfg.lookup:
+        out.append((ModeSpecInfo(f"lookup k={kmax}", "lookup", kmax),
+                    replace(base, mode=DraftMode.LOOKUP, draft_max=kmax, adaptive=False)))
+    return out
+
+
+def run_engine_once(engine, prompt: Sequence[int], gen: GenerationSettings,
+                    mode: str, round_no: int, name: str) -> RunRecord:
+    engine.reset_cache()  # every run evaluates its whole prompt: runs are independent
+    passes: list[tuple[int, int]] = []
+    last = (0, 0)
+    done: DoneEvent | None = None
+    t_first: float | None = None
+    with PeakRss() as rss:
+        t0 = time.perf_counter()
+        for ev in engine.generate(prompt, gen):
+            if isinstance(ev, TokenEvent) and ev.token_id >= 0 and t_first is None:
+                t_first = time.perf_counter()
+            elif isinstance(ev, (ProgressEvent, DoneEvent)):
+                s = ev.stats
+                if s.drafted > last[0]:
+                    passes.append((s.drafted - last[0], s.accepted - last[1]))
+                last = (s.drafted, s.accepted)
+                if isinstance(ev, DoneEvent):
+                    done = ev
+        t_end = time.perf_counter()
+    if done is None:
+        raise SpecchatError("the engine ended a reply without its final stats")
+    n = len(done.token_ids)
+    t_first = t_first or t_end
+    tps = (n - 1) / (t_end - t_first) if n > 1 and t_end > t_first else 0.0
+    return RunRecord(mode=mode, round=round_no, prompt=name, token_ids=tuple(done.token_ids),
+                     tokens_per_second=tps, ttft_ms=(t_first - t0) * 1000, passes=tuple(passes),
+                     stats=done.stats.to_dict(), peak_rss_mb=rss.mb)
+
+
+def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRun:
+    from specchat.engine.engine import SpeculativeEngine
+
+    gen = cfg.generation
+    max_tokens = gen.max_tokens
+    n_ctx = cfg.target.n_ctx
+    modes = engine_modes(cfg)
+    first_spec = modes[1][1] if len(modes) > 1 else modes[0][1]
+    progress("loading models")
+    engine = SpeculativeEngine.load(cfg.target, cfg.draft, first_spec, cfg.chat_template)
+    run = BenchRun([m for m, _ in modes])
+    peer = None
+    try:
+        prompts = [(p.name, engine.tokenize_chat(p.messages)) for p in cfg.prompts]
+        for name, toks in prompts:
+            if len(toks) + max_tokens + 40 > n_ctx:
+                raise SpecchatError(f"prompt {name} ({len(toks)} tokens) plus --max-tokens "
+                                    f"{max_tokens} does not fit --n-ctx {n_ctx}")
+        progress("measuring c and b(k)")
+        kmax = max([*cfg.draft_lengths, cfg.adaptive_max or 1])
+        run.physics = measure_physics(engine.target, engine.draft_model, prompts[0][1],
+                                      kmax + 1, cfg.physics_reps)
+        runners: list[tuple[ModeSpecInfo, Callable[[Sequence[int], int, str, int], RunRecord]]] = []
+        for info, spec in modes:
+            runners.append((info, _engine_runner(engine, spec, gen, info.label)))
+        if cfg.llcpp_peer:
+            progress("loading llama-cpp-python peer")
+            t = cfg.target
+            peer = LlamaCppPythonPeer(t.path, t.n_ctx, t.n_threads, t.n_gpu_layers, kmax)
+            runners += _llcpp_runners(peer, kmax, run)
+        if cfg.native_bin is not None:
+            runners += _native_runners(cfg, engine, run)
+        if cfg.warmup:
+            progress("warm-up")
+            for _info, fn in runners:
+                fn(prompts[0][1], min(8, max_tokens), prompts[0][0], -1)
+        for r in range(cfg.rounds):
+            order = runners[r % len(runners):] + runners[: r % len(runners)]
+            for name, toks in prompts:
+                for info, fn in order:
+                    progress(f"round {r + 1}/{cfg.rounds} {name} {info.label}")
+                    run.records.append(fn(toks, max_tokens, name, r))
+    finally:
+        if peer is not None:
+            peer.close()
+        engine.close()
+    return run
+
+
+def _engine_runner(engine, spec: SpecSettings, gen: GenerationSettings,
+                   label: str) -> Callable[[Sequence[int], int, str, int], RunRecord]:
+    def fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
+        engine.set_spec(spec)
+        return run_engine_once(engine, toks, replace(gen, max_tokens=max_tokens), label,
+                               round_no, name)
+
+    return fn
+
+
+def _llcpp_runners(peer: LlamaCppPythonPeer, k: int, run: BenchRun):
+    base = ModeSpecInfo("llama-cpp-python target", "peer")
+    look = ModeSpecInfo(f"llama-cpp-python lookup k={k}", "peer", k, baseline=base.label)
+    run.modes += [base, look]
+    run.notes.append("llama-cpp-python lookup: speedup is against llama-cpp-python's own "
+                     "target-alone runs (Llama.generate, greedy)")
+
+    def make(info: ModeSpecInfo, which: str):
+        def fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
+            with PeakRss() as rss:
+                res = peer.run(which, toks, max_tokens)
+            return RunRecord(info.label, round_no, name, res.token_ids, res.tokens_per_second,
+                             res.ttft_ms, peak_rss_mb=rss.mb)
+        return fn
+
+    return [(base, make(base, "plain")), (look, make(look, "lookup"))]
+
+
+def _native_runners(cfg: BenchConfig, engine, run: BenchRun):
+    spec_exe, bench_exe = find_native(cfg.native_bin)  # type: ignore[arg-type]
+    if cfg.draft is None:
+        raise SpecchatError("--llama-cpp-bin needs a --draft model")
+    k, t, d = cfg.native_k, cfg.target, cfg.draft
+    base = ModeSpecInfo("native target (llama-bench)", "peer")
+    spec = ModeSpecInfo(f"native k={k}", "peer", k, baseline=base.label)
+    run.modes += [base, spec]
+    run.notes.append(f"native: {spec_exe.name} --spec-type draft-simple --spec-draft-n-max {k}, "
+                     f"greedy, against {bench_exe.name} text generation (-p 0) from the same "
+                     "build; tok/s as the binaries report them")
+
+    def base_fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
+        out = run_native(bench_exe, native_bench_args(t.path, max_tokens, t.n_threads,
+                                                      t.n_gpu_layers))
+        res = parse_native_bench(out)
+        return RunRecord(base.label, round_no, name, None, res.tokens_per_second, res.ttft_ms)
+
+    def spec_fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
+        text = engine.target.detokenize(toks)
+        out = run_native(spec_exe, native_spec_args(t.path, d.path, text, max_tokens, k,
+                                                    t.n_ctx, t.n_threads, t.n_gpu_layers))
+        res = parse_native_spec(out)
+        passes: tuple[tuple[int, int], ...] = ()
+        if res.drafted:  # totals only: counted as one pass for acceptance_rate
+            passes = ((res.drafted, res.accepted or 0),)
+        return RunRecord(spec.label, round_no, name, None, res.tokens_per_second, res.ttft_ms,
+                         passes=passes)
+
+    return [(base, base_fn), (spec, spec_fn)]

@@ -1,0 +1,68 @@
+"""`specchat bench` end to end on real llama.cpp: a quick calibrated pair made from SmolLM2-135M
+(epsilon 0, so every mode must reproduce target-alone greedy output token for token)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from specchat.cli import main
+
+pytestmark = [pytest.mark.real, pytest.mark.slow]
+
+STATS_NAMES = ("prompt_tokens", "prompt_ms", "generated_tokens", "generation_ms",
+               "tokens_per_second", "ttft_ms", "drafted", "accepted", "acceptance_rate",
+               "target_passes", "tokens_per_pass", "draft_max")
+
+
+@pytest.fixture(scope="module")
+def quick_pair(real_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[Path, Path]:
+    pytest.importorskip("gguf")
+    from specchat.bench.make_pair import plan_copies, write_target
+
+    draft = real_models["smollm2"]
+    target = tmp_path_factory.mktemp("pair") / "target.gguf"
+    write_target(draft, target, plan_copies(30, 6), 0.0)
+    return target, draft
+
+
+def test_bench_json(quick_pair: tuple[Path, Path], tmp_path: Path,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    target, draft = quick_pair
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"name": "count", "prompt": "Count from one to twenty in words."}\n'
+                       '{"prompt": "Repeat exactly: the cat sat on the mat, the cat sat."}\n')
+    argv = ["bench", "--target", str(target), "--draft", str(draft), "--prompts", str(prompts),
+            "--rounds", "2", "--max-tokens", "12", "--draft-lengths", "2,3",
+            "--physics-reps", "1", "--threads", "2", "--n-ctx", "512", "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    modes = {m["mode"]: m for m in doc["modes"]}
+    assert list(modes) == ["target", "k=2", "k=3", "adaptive", "lookup k=3"]
+    for m in modes.values():
+        assert m["runs"] == 4  # 2 prompts x 2 rounds
+        assert m["greedy_identity"] == 1.0, m["mode"]  # exactness: every run equals target alone
+        assert m["speedup"]["n"] == 4
+    # epsilon 0: the target's argmax is the draft's, so every drafted token is accepted
+    assert modes["k=2"]["acceptance_rate"] == 1.0 and modes["k=2"]["alpha"] == 1.0
+    assert modes["k=3"]["predicted_speedup"] > 0
+    phys = doc["physics"]
+    assert phys["c"] > 0 and set(phys["b"]) == {"1", "2", "3", "4"} and phys["b"]["1"] == 1.0
+    run = doc["runs"][0]
+    assert set(STATS_NAMES) <= set(run["stats"])
+    assert len(run["token_ids"]) == run["stats"]["generated_tokens"]
+    assert all(r["round"] in (0, 1) for r in doc["runs"])  # warm-up runs are not reported
+
+
+def test_bench_table(quick_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    target, draft = quick_pair
+    argv = ["bench", "--target", str(target), "--draft", str(draft), "--rounds", "1",
+            "--max-tokens", "6", "--draft-lengths", "2", "--no-lookup", "--no-adaptive",
+            "--physics-reps", "1", "--threads", "2", "--n-ctx", "512", "--no-warmup"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "speedup" in out and "k=2" in out and "physics: target" in out
+    assert "3/3" in out  # 3 chat prompts, each identical to target alone

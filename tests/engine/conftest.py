@@ -1,0 +1,91 @@
+"""Fixtures for engine tests: tiny generated models and helpers to run the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.types import (
+    DoneEvent,
+    DraftMode,
+    Event,
+    GenerationSettings,
+    Message,
+    ModelSettings,
+    SpecSettings,
+)
+
+from .tiny_gguf import write_tiny_llama
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_target(tiny_dir: Path) -> Path:
+    return write_tiny_llama(tiny_dir / "target.gguf", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_draft(tiny_dir: Path) -> Path:
+    """Agrees with tiny_target often but not always: every round exercises rollback."""
+    return write_tiny_llama(tiny_dir / "draft.gguf", seed=7, perturb_from=0, perturb=0.02)
+
+
+@pytest.fixture(scope="session")
+def tiny_other_vocab(tiny_dir: Path) -> Path:
+    return write_tiny_llama(tiny_dir / "other.gguf", seed=3, extra_words=["zebra", "quux"])
+
+
+def settings(path: Path, n_ctx: int = 512) -> ModelSettings:
+    return ModelSettings(path=path, n_ctx=n_ctx, n_threads=1)
+
+
+def load(
+    target: Path, draft: Path | None = None, n_ctx: int = 512, **spec: object
+) -> SpeculativeEngine:
+    mode = spec.pop("mode", DraftMode.MODEL if draft else DraftMode.NONE)
+    return SpeculativeEngine.load(
+        settings(target, n_ctx),
+        settings(draft, n_ctx) if draft else None,
+        SpecSettings(mode=mode, **spec),  # type: ignore[arg-type]
+    )
+
+
+def run(events: Iterator[Event]) -> tuple[DoneEvent, list[Event]]:
+    seen = list(events)
+    done = seen[-1]
+    assert isinstance(done, DoneEvent)
+    return done, seen
+
+
+def chat(engine: SpeculativeEngine, text: str, **gen: object) -> DoneEvent:
+    g = GenerationSettings(**{"max_tokens": 60, **gen})  # type: ignore[arg-type]
+    return run(engine.chat([Message("user", text)], g))[0]
+
+
+class RecordingDrafter:
+    """Wraps a drafter and records each proposal with the output position it starts at."""
+
+    def __init__(self, inner, prompt_len: int) -> None:
+        self.inner = inner
+        self.prompt_len = prompt_len
+        self.proposals: list[tuple[int, list[int]]] = []
+
+    def propose(self, context, n, settings, rng):
+        draft = self.inner.propose(context, n, settings, rng)
+        self.proposals.append((len(context) - self.prompt_len, list(draft.tokens)))
+        return draft
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+
+def replace_gen(g: GenerationSettings, **changes: object) -> GenerationSettings:
+    return dataclasses.replace(g, **changes)  # type: ignore[arg-type]

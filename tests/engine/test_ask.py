@@ -1,0 +1,44 @@
+"""`specchat ask` end to end on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+from specchat.cli import main
+
+
+def test_ask_json_matches_target_alone(capsys, tiny_target, tiny_draft):
+    base = ["ask", "--target", str(tiny_target), "--max-tokens", "25", "--json", "the cat"]
+    assert main([*base[:3], "--no-draft", *base[3:]]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main([*base[:3], "--draft", str(tiny_draft), "--draft-max", "4", *base[3:]]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["token_ids"] == alone["token_ids"]
+    assert spec["text"] == alone["text"]
+    stats = spec["stats"]
+    assert list(stats)[:12] == [
+        "prompt_tokens",
+        "prompt_ms",
+        "generated_tokens",
+        "generation_ms",
+        "tokens_per_second",
+        "ttft_ms",
+        "drafted",
+        "accepted",
+        "acceptance_rate",
+        "target_passes",
+        "tokens_per_pass",
+        "draft_max",
+    ]
+    assert stats["generated_tokens"] == 25 and stats["drafted"] > 0
+    assert alone["stats"]["drafted"] == 0 and alone["stats"]["tokens_per_pass"] == 1.0
+
+
+def test_ask_text_streams_reply_and_stats_line(capsys, tiny_target):
+    assert (
+        main(["ask", "--target", str(tiny_target), "--lookup", "--max-tokens", "10", "a b a b a b"])
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.out.strip()
+    assert "tok/s" in captured.err and "mode lookup" in captured.err

@@ -1,0 +1,184 @@
+"""The engine on the real GGUF models (SmolLM2-135M, Qwen2.5-Coder-0.5B, Gemma-3-270M), each
+drafted by a requantized copy of itself (same vocabulary): exactness, acceptance, errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.llama import LlamaModel
+from specchat.engine.types import (
+    DraftMode,
+    GenerationSettings,
+    Message,
+    ModelSettings,
+    SpecSettings,
+)
+from specchat.errors import VocabMismatchError
+
+from .conftest import RecordingDrafter, run
+
+pytestmark = pytest.mark.real
+
+PROMPTS = [
+    "Write a Python function that checks whether a number is prime.",
+    "Name three rivers in Europe and one fact about each.",
+    "Translate to French: the cat sleeps on the warm windowsill.",
+]
+PAIRS = [("smollm2", "smollm2-q4_0"), ("qwen", "qwen-q2_k"), ("gemma", "gemma-q4_0")]
+
+
+def engine(target: Path, draft: Path | None, **spec: object) -> SpeculativeEngine:
+    mode = DraftMode.MODEL if draft else DraftMode.NONE
+    s = ModelSettings(path=target, n_ctx=1024)
+    d = ModelSettings(path=draft, n_ctx=1024) if draft else None
+    return SpeculativeEngine.load(s, d, SpecSettings(mode=mode, **spec))  # type: ignore[arg-type]
+
+
+def reply(e: SpeculativeEngine, prompt: str, **gen: object):
+    g = GenerationSettings(**{"max_tokens": 40, **gen})  # type: ignore[arg-type]
+    return run(e.chat([Message("user", prompt)], g))
+
+
+def top2_gap(model_path: Path, tokens: list[int]) -> float:
+    """The target's top-2 logit gap after `tokens`, one token at a time (near-tie diagnosis)."""
+    m = LlamaModel.open(ModelSettings(path=model_path, n_ctx=1024))
+    try:
+        m.decode(tokens, logits="last")
+        top = np.sort(m.logits(-1))[-2:]
+        return float(top[1] - top[0])
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("target_name, draft_name", PAIRS)
+def test_greedy_identity(real_models, derived_models, target_name, draft_name):
+    target, draft = real_models[target_name], derived_models[draft_name]
+    alone = engine(target, None)
+    fixed = engine(target, draft, draft_max=4, adaptive=False, p_min=0.0)
+    adaptive = engine(target, draft, draft_max=6, adaptive=True)
+    try:
+        total_drafted = 0
+        for prompt in PROMPTS:
+            want, _ = reply(alone, prompt)
+            for spec in (fixed, adaptive):
+                got, _ = reply(spec, prompt)
+                total_drafted += got.stats.drafted
+                if got.token_ids != want.token_ids:
+                    pairs = zip(got.token_ids, want.token_ids, strict=False)
+                    at = next((i for i, (a, b) in enumerate(pairs) if a != b), len(want.token_ids))
+                    ctx = alone.tokenize_chat([Message("user", prompt)]) + list(want.token_ids[:at])
+                    pytest.fail(
+                        f"{target_name}: diverged at token {at} (top-2 logit gap there: "
+                        f"{top2_gap(target, ctx):.4f})"
+                    )
+        assert total_drafted > 0
+    finally:
+        for e in (alone, fixed, adaptive):
+            e.close()
+
+
+def test_self_draft_accepts_everything(real_models):
+    """The target drafting for itself must agree on every token: batched verification gives
+    the same logits as one-token decoding (this fails with CPU weight repacking on Q4_K)."""
+    qwen = real_models["qwen"]
+    e = engine(qwen, qwen, draft_max=4, adaptive=False, p_min=0.0)
+    try:
+        done, _ = reply(e, PROMPTS[0], max_tokens=48)
+        assert done.stats.drafted > 0
+        assert done.stats.accepted == done.stats.drafted
+    finally:
+        e.close()
+
+
+def test_acceptance_counted_independently(real_models, derived_models):
+    target, draft = real_models["smollm2"], derived_models["smollm2-q4_0"]
+    alone = engine(target, None)
+    want, _ = reply(alone, PROMPTS[1], max_tokens=60)
+    alone.close()
+    spec = engine(target, draft, draft_max=5, adaptive=False, p_min=0.0)
+    prompt = spec.tokenize_chat([Message("user", PROMPTS[1])])
+    spec._drafter = recorder = RecordingDrafter(spec._drafter, len(prompt))
+    got, _ = reply(spec, PROMPTS[1], max_tokens=60)
+    spec.close()
+    assert got.token_ids == want.token_ids
+    accepted = drafted = 0
+    for start, tokens in recorder.proposals:
+        drafted += len(tokens)
+        for i, t in enumerate(tokens):
+            if start + i >= len(want.token_ids) or want.token_ids[start + i] != t:
+                break
+            accepted += 1
+    assert (got.stats.drafted, got.stats.accepted) == (drafted, accepted)
+    assert got.stats.acceptance_rate == pytest.approx(accepted / drafted)
+
+
+def test_vocab_mismatch_is_a_clear_error(real_models):
+    with pytest.raises(VocabMismatchError) as err:
+        engine(real_models["qwen"], real_models["smollm2"])
+    message = str(err.value)
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in message
+    assert "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" in message
+    assert "\n" not in message
+
+
+def _chi2_critical(df: int, z: float = 3.09) -> float:
+    """Upper 0.999 quantile of chi-square (Wilson-Hilferty approximation)."""
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def test_sampling_keeps_the_target_distribution(real_models, derived_models):
+    """Speculative sampling vs the exact distribution of the 2nd generated token, computed from
+    the target alone (summing over the first token). The 2nd token is the first one that goes
+    through draft verification."""
+    target, draft = real_models["smollm2"], derived_models["smollm2-q4_0"]
+    gen = GenerationSettings(temperature=1.0, top_k=6, max_tokens=4)
+    prompt_msgs = [Message("user", "Tell me a story about a dragon.")]
+
+    from specchat.engine.sampling import distribution
+
+    exact = LlamaModel.open(ModelSettings(path=target, n_ctx=512))
+    spec = engine(target, draft, draft_max=3, adaptive=False, p_min=0.0)
+    try:
+        prompt = spec.tokenize_chat(prompt_msgs)
+        exact.decode(prompt, logits="last")
+        p1 = distribution(exact.logits(-1).copy(), gen)
+        expected: dict[int, float] = {}
+        for t1 in np.flatnonzero(p1):
+            exact.truncate(len(prompt))
+            exact.decode([int(t1)], logits="last")
+            p2 = distribution(exact.logits(-1).copy(), gen)
+            for t2 in np.flatnonzero(p2):
+                expected[int(t2)] = expected.get(int(t2), 0.0) + p1[t1] * p2[t2]
+        n = 400
+        counts: dict[int, int] = {}
+        drafted = 0
+        for seed in range(n):
+            done, _ = run(
+                spec.chat(prompt_msgs, GenerationSettings(**{**gen.__dict__, "seed": seed}))
+            )
+            assert len(done.token_ids) >= 2
+            drafted += done.stats.drafted
+            counts[done.token_ids[1]] = counts.get(done.token_ids[1], 0) + 1
+    finally:
+        exact.close()
+        spec.close()
+    assert drafted > 0
+    # chi-square goodness of fit, pooling rare outcomes so every bin expects >= 5
+    bins, pooled_e, pooled_o = [], 0.0, 0
+    for tok, prob in sorted(expected.items(), key=lambda kv: -kv[1]):
+        if prob * n >= 5:
+            bins.append((prob * n, counts.pop(tok, 0)))
+        else:
+            pooled_e += prob * n
+            pooled_o += counts.pop(tok, 0)
+    assert not counts, f"sampled tokens the target cannot produce: {counts}"
+    if pooled_e > 0:
+        bins.append((pooled_e, pooled_o))
+    chi2 = sum((o - e) ** 2 / e for e, o in bins)
+    assert len(bins) >= 3
+    assert chi2 < _chi2_critical(len(bins) - 1), (chi2, bins)

@@ -1,0 +1,89 @@
+"""The engine thread: owns the engine, batches tokens, posts messages in order."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from specchat.engine.types import GenerationSettings, Message
+from specchat.tui.worker import (
+    EngineFailed,
+    EngineLoading,
+    EngineReady,
+    EngineWorker,
+    ReplyBatch,
+    ReplyFinished,
+)
+
+from .fake_engine import FakeEngine, FakeLoader, scripted
+
+
+class Collector:
+    """Stands in for the screen: records what the worker posts, from any thread."""
+
+    def __init__(self) -> None:
+        self.messages: list[object] = []
+        self.lock = threading.Lock()
+
+    def post_message(self, message: object) -> bool:
+        with self.lock:
+            self.messages.append(message)
+        return True
+
+    def wait_for(self, kind: type, timeout: float = 5.0) -> object:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = [m for m in self.messages if isinstance(m, kind)]
+            if found:
+                return found[-1]
+            time.sleep(0.005)
+        raise AssertionError(f"no {kind.__name__} posted")
+
+
+def test_one_thread_owns_the_engine_and_batches_tokens() -> None:
+    text = " ".join(f"w{i}" for i in range(200))
+    engine = FakeEngine(reply=lambda m: scripted(text), token_delay=0.001)
+    loader = FakeLoader(engines={None: engine})
+    target = Collector()
+    worker = EngineWorker(target)  # type: ignore[arg-type]
+    worker.load("pair x", lambda: loader.load(None))
+    assert isinstance(target.wait_for(EngineReady), EngineReady)
+    worker.generate(7, [Message("user", "go")], GenerationSettings(max_tokens=1000))
+    finished = target.wait_for(ReplyFinished)
+    worker.shutdown()
+    assert isinstance(finished, ReplyFinished) and finished.error is None
+    batches = [m for m in target.messages if isinstance(m, ReplyBatch)]
+    assert [b.seq for b in batches] == list(range(len(batches)))  # in order, none missing
+    assert "".join(t for b in batches for t, _ in b.tokens) == finished.done.text == text
+    assert 2 <= len(batches) < 100  # ~50 ms batches, not one message per token
+    assert target.messages.index(finished) == len(target.messages) - 1  # done comes last
+    # loading, generating and closing all happened on the one engine thread
+    assert set(loader.threads + engine.threads) == {"specchat-engine"} and engine.closed
+
+
+def test_load_failure_and_reload() -> None:
+    target = Collector()
+    worker = EngineWorker(target)  # type: ignore[arg-type]
+
+    def broken() -> FakeEngine:
+        raise MemoryError
+
+    worker.load("big", broken)
+    failed = target.wait_for(EngineFailed)
+    assert isinstance(failed, EngineFailed) and "out of memory" in failed.error
+    worker.generate(1, [Message("user", "x")], GenerationSettings())
+    finished = target.wait_for(ReplyFinished)
+    assert finished.error == "no model is loaded"
+    first, second = FakeEngine(), FakeEngine()
+    worker.load("a", lambda: first)
+    target.wait_for(EngineReady)
+    worker.load("b", lambda: second)
+    deadline = time.monotonic() + 5
+    while sum(isinstance(m, EngineReady) for m in target.messages) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert first.closed and not second.closed  # the previous models are freed first
+    assert sum(isinstance(m, EngineLoading) for m in target.messages) == 3
+    worker.shutdown()
+    assert second.closed
