@@ -56,12 +56,13 @@ async def test_loading_state_is_visible_and_ui_responsive(make_app) -> None:
         await pilot.pause()
         assert screen.engine_state == "loading"
         assert "Loading pair smollm2" in str(screen.query_one("#status-engine", Static).render())
-        assert screen.query_one("#status-loading").display
+        assert screen.query_one("#status-bar").loading
         await pilot.press("h", "i")  # typing works while the models load
         assert screen.query_one("#prompt").text == "hi"
         gate.set()
         await wait_for(pilot, lambda: screen.engine_state == "ready")
-        assert not screen.query_one("#status-loading").display
+        await pilot.pause()
+        assert not screen.query_one("#status-bar").loading
 
 
 async def test_unexpected_load_crash_is_reported_not_raised(make_app) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from specchat.engine.llama import LlamaModel
 from specchat.engine.sampling import distribution, greedy, sample, top_probability
-from specchat.engine.types import GenerationSettings
+from specchat.engine.types import GenerationSettings, Message
 
 
 @dataclass
@@ -43,6 +43,9 @@ class Drafter(Protocol):
     def reset(self) -> None:
         """Forget cached state (called when the target's cache is cleared)."""
 
+    def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
+        """A new reply starts after `prompt` (from `messages`, when it came from a chat)."""
+
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
@@ -62,6 +65,9 @@ class ModelDrafter:
 
     def reset(self) -> None:
         self.model.reset()
+
+    def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
+        pass
 
     def catch_up(self, context: Sequence[int]) -> None:
         """Evaluate context so that the model's last logits predict the token after it."""
@@ -100,6 +106,8 @@ class ModelDrafter:
                 token = sample(q, rng)
                 dists.append(q)
             tokens.append(token)
+            if m.is_eog(token):
+                break  # nothing follows the end of the reply
             if i + 1 < n:
                 m.decode([token], logits="last")
         t2 = time.perf_counter()
@@ -115,6 +123,9 @@ class LookupDrafter:
         self.ngram_min = ngram_min
 
     def reset(self) -> None:
+        pass
+
+    def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
         pass
 
     def propose(

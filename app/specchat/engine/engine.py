@@ -183,9 +183,7 @@ class SpeculativeEngine:
                 f"{self.target.n_ctx}-token context",
                 kind="warning",
             )
-        if self._drafter is not None and hasattr(self._drafter, "start_chat"):
-            self._drafter.start_chat(msgs)  # type: ignore[attr-defined]
-        for event in self.generate(prompt, settings, cancel):
+        for event in self.generate(prompt, settings, cancel, messages=msgs):
             if isinstance(event, DoneEvent) and dropped:
                 event = dataclasses.replace(event, dropped_turns=dropped)
             yield event
@@ -220,8 +218,12 @@ class SpeculativeEngine:
         prompt: Sequence[int],
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
+        messages: Sequence[Message] | None = None,
     ) -> Iterator[Event]:
-        """Continue `prompt` (target token ids). Reuses the KV cache's common prefix."""
+        """Continue `prompt` (target token ids). Reuses the KV cache's common prefix.
+
+        `messages` (the conversation the prompt was rendered from) lets a cross-vocabulary
+        draft render it with its own chat template."""
         t_start = time.perf_counter()
         target, drafter, ctrl = self.target, self._drafter, self.controller
         n_ctx = target.n_ctx
@@ -233,6 +235,8 @@ class SpeculativeEngine:
                 "shorten it or raise n_ctx"
             )
         rng = np.random.default_rng(settings.seed)
+        if drafter is not None:
+            drafter.begin(prompt, messages)
         stats = Stats(
             prompt_tokens=len(prompt),
             cross_vocab=self.cross_vocab and drafter is not None,

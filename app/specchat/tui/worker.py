@@ -92,22 +92,26 @@ class Batcher:
     _speeds: list[float] = field(default_factory=list)
     _first_at: float | None = None
     seq: int = 0
+    pending: threading.Event = field(default_factory=threading.Event)  # something to flush
 
     def token(self, event: TokenEvent) -> None:
         with self._lock:
             if self._first_at is None:
                 self._first_at = time.monotonic()
             self._tokens.append((event.text, event.origin.value))
+            self.pending.set()
 
     def stats(self, stats: Stats) -> None:
         with self._lock:
             self._stats = replace(stats)
             if stats.generated_tokens > 1:  # tokens/s is defined from the second token on
                 self._speeds.append(stats.tokens_per_second)
+            self.pending.set()
 
     def notice(self, message: str) -> None:
         with self._lock:
             self._notices.append(message)
+            self.pending.set()
 
     def flush(self) -> None:
         with self._lock:
@@ -125,6 +129,7 @@ class Batcher:
             self.seq += 1
             self._tokens, self._stats, self._notices, self._speeds = [], None, [], []
             self._first_at = None
+            self.pending.clear()
         self.post(batch)
 
 
@@ -241,11 +246,18 @@ class EngineWorker:
         finally:
             sys.setswitchinterval(switch_interval)
             stop.set()
+            batcher.pending.set()  # wake the flusher so that it sees stop
             flusher.join()
             batcher.flush()
         self._post(ReplyFinished(job.reply_id, done, error))
 
 
 def _flush_loop(batcher: Batcher, stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
+    """Sleeps until the engine produces something, collects for one interval, posts it.
+
+    No wakeups while the engine computes: every wakeup takes the GIL from the engine thread."""
+    while True:
+        batcher.pending.wait()
+        if stop.wait(interval):
+            return  # the engine thread flushes what is left
         batcher.flush()

@@ -34,27 +34,35 @@ class StatusBar(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status-engine-row"):
-            yield LoadingIndicator(id="status-loading")
             yield Static("No model loaded", id="status-engine")
             yield Static("", id="status-legend")
         with Horizontal(id="status-live-row"):
             yield Static(live_line(None), id="status-live")
             yield Sparkline([], id="status-spark")
 
-    def on_mount(self) -> None:
-        self.query_one("#status-loading").display = False
+    @property
+    def loading(self) -> bool:
+        return bool(self.query("#status-loading"))
+
+    def _set_loading(self, on: bool) -> None:
+        # mounted only while loading: its animation timer would wake the UI 16 times a second
+        if on and not self.loading:
+            row = self.query_one("#status-engine-row")
+            row.mount(LoadingIndicator(id="status-loading"), before=0)
+        elif not on:
+            self.query("#status-loading").remove()
 
     def show_loading(self, label: str) -> None:
-        self.query_one("#status-loading").display = True
+        self._set_loading(True)
         self._engine(Content(f"Loading {label}… (the app stays usable)"))
 
     def show_ready(self, label: str, info: EngineInfo) -> None:
-        self.query_one("#status-loading").display = False
+        self._set_loading(False)
         prefix = Content.styled(label + " · ", "bold") if label.startswith("pair ") else Content()
         self._engine(prefix + Content(backend_line(info)))
 
     def show_failed(self, label: str, error: str) -> None:
-        self.query_one("#status-loading").display = False
+        self._set_loading(False)
         self._engine(Content.styled(f"✖ {label} failed to load: {error}", "$text-error"))
 
     def _engine(self, content: Content) -> None:
