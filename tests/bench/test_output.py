@@ -24,8 +24,8 @@ def _records() -> list[RunRecord]:
     recs = []
     for rnd, (base, fast) in enumerate([(10.0, 13.0), (12.0, 18.0)]):
         recs.append(RunRecord("target", rnd, "p", IDS, base, 100.0, stats={"drafted": 0}))
-        recs.append(RunRecord("k=4", rnd, "p", IDS, fast, 120.0,
-                              passes=((4, 4), (4, 2)), peak_rss_mb=500.0 + rnd))
+        recs.append(RunRecord("k=4", rnd, "p", IDS, fast, 120.0, passes=((4, 4), (4, 2)),
+                              stats={"target_passes": 3}, peak_rss_mb=500.0 + rnd))
         ids = IDS if rnd == 0 else (*IDS[:-1], 99)  # second adaptive run diverges
         recs.append(RunRecord("adaptive", rnd, "p", ids, base, 110.0, passes=((4, 4),)))
     return recs
@@ -40,7 +40,7 @@ def test_summarize() -> None:
     assert k4.speedup.median == pytest.approx(1.4)
     assert k4.acceptance_rate == pytest.approx(12 / 16)
     assert k4.alpha == pytest.approx(12 / 14)  # 12 accepted, 2 rejections
-    assert k4.tokens_per_pass == pytest.approx(16 / 4)
+    assert k4.tokens_per_pass == pytest.approx(16 / 6)  # the engine's target_passes
     a = 12 / 14
     assert k4.predicted_speedup == pytest.approx((1 - a**5) / ((1 - a) * (4 * 0.1 + 3.5)))
     assert k4.peak_rss_mb == 501.0
@@ -72,7 +72,7 @@ def test_table_shows_every_mode_and_flags_divergence() -> None:
     text = console.export_text()
     for word in ("mode", "speedup", "predicted", "identical", "k=4", "adaptive", "1/2", "2/2"):
         assert word in text
-    assert "1.40× (1.30×–1.50×)" in text
+    assert "1.40× (1.30–1.50)" in text
     line = physics_line(PHYSICS)
     assert "c=0.100" in line and "b(5)=3.50" in line and "80.0 ms/token" in line
 

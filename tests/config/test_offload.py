@@ -113,7 +113,7 @@ def test_spec_settings() -> None:
 
 
 def test_devices_come_from_the_llama_build() -> None:
-    from specchat.config import gpu
+    from specchat.engine import devices as gpu
 
     devices = gpu.devices()
     assert devices and devices[0].total_bytes > 0 and devices[0].name

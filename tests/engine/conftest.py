@@ -86,6 +86,9 @@ class RecordingDrafter:
     def reset(self) -> None:
         self.inner.reset()
 
+    def begin(self, prompt, messages) -> None:
+        self.inner.begin(prompt, messages)
+
 
 def replace_gen(g: GenerationSettings, **changes: object) -> GenerationSettings:
     return dataclasses.replace(g, **changes)  # type: ignore[arg-type]

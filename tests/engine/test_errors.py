@@ -106,3 +106,29 @@ class _nullcontext:
 
     def __exit__(self, *exc: object) -> bool:
         return False
+
+
+def test_gpu_out_of_memory_falls_back_to_cpu(monkeypatch, tiny_target, tiny_draft):
+    """No GPU here: simulate llama.cpp failing to offload (as it does when VRAM runs out)."""
+    from specchat.engine import engine as engine_module
+    from specchat.engine.llama import LlamaModel
+    from specchat.engine.types import ModelSettings, SpecSettings
+    from specchat.errors import GpuOffloadError
+
+    real_open = LlamaModel.open
+
+    def flaky_open(settings, vocab_only=False, threadpool=None):
+        if settings.n_gpu_layers:
+            raise GpuOffloadError(f"could not load {settings.path.name} with 99 GPU layers")
+        return real_open(settings, vocab_only, threadpool)
+
+    monkeypatch.setattr(LlamaModel, "open", staticmethod(flaky_open))
+    engine = engine_module.SpeculativeEngine.load(
+        ModelSettings(path=tiny_target, n_gpu_layers=99),
+        ModelSettings(path=tiny_draft, n_gpu_layers=0),
+        SpecSettings(),
+    )
+    notices = engine.info.notices
+    assert any("on the CPU instead" in n and "n_gpu_layers" in n for n in notices)
+    assert engine.info.target.n_gpu_layers == 0
+    engine.close()

@@ -116,7 +116,8 @@ class FakeEngine:
         started = time.monotonic()
         if self.error:
             raise SpecchatError(self.error)
-        tokens = self.reply(messages)[: settings.max_tokens]
+        script = self.reply(messages)
+        tokens = script[: settings.max_tokens]
         stats = Stats(
             prompt_tokens=sum(len(m.content.split()) for m in messages) + 10,
             prompt_ms=self.prompt_ms,
@@ -148,6 +149,8 @@ class FakeEngine:
                 stats = self._update(stats, emitted)
                 yield ProgressEvent(replace(stats))
         stats = self._update(stats, emitted)
+        if finish == "stop" and len(script) > len(tokens):
+            finish = "length"
         stats.finish_reason = finish
         text = "".join(t for t, _ in emitted)
         ids = tuple(1000 + i for i in range(len(emitted)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from textual.widgets import Label
+
 from specchat.store import MessageStatus
 from specchat.tui.widgets import MessageBox
 
@@ -177,3 +179,18 @@ async def test_view_follows_the_stream_unless_scrolled_up(make_app) -> None:
         await send(pilot, "again")  # sending follows the new reply again
         await pilot.pause()
         assert view.scroll_y == view.max_scroll_y
+
+
+async def test_reply_cut_by_max_tokens_says_so(make_app) -> None:
+    from specchat.store import ChatSettings
+
+    app = make_app(FakeEngine(reply=lambda m: scripted("a b c d e f")))
+    async with app.run_test() as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "one")
+        assert "max tokens" not in str(screen.query(MessageBox).last().query_one(Label).render())
+        app.store.update_chat_settings(screen.chat.id, ChatSettings(max_tokens=3))
+        await send(pilot, "two")
+        box = screen.query(MessageBox).last()
+        assert box.text == "a b c" and box.stats["finish_reason"] == "length"
+        assert "stopped at max tokens" in str(box.query_one(Label).render())

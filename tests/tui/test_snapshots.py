@@ -113,3 +113,14 @@ def test_chat_summary(snap_compare, make_app) -> None:
         await steady(pilot)
 
     assert snap_compare(make_app(engine()), terminal_size=SIZE, run_before=before)
+
+
+def test_origin_colouring_light_theme(snap_compare, make_app) -> None:
+    async def before(pilot: Pilot) -> None:
+        pilot.app.theme = "textual-light"
+        await ready(pilot)
+        await send(pilot, "Colours in the light theme")
+        await pilot.press("ctrl+o")
+        await steady(pilot)
+
+    assert snap_compare(make_app(engine()), terminal_size=SIZE, run_before=before)

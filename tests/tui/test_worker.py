@@ -87,3 +87,17 @@ def test_load_failure_and_reload() -> None:
     assert sum(isinstance(m, EngineLoading) for m in target.messages) == 3
     worker.shutdown()
     assert second.closed
+
+
+def test_models_leave_a_core_for_the_ui_unless_threads_are_set(monkeypatch) -> None:
+    from pathlib import Path
+
+    from specchat.engine.types import ModelSettings
+    from specchat.tui import loader
+
+    monkeypatch.setattr(loader.os, "cpu_count", lambda: 8)
+    assert loader.leave_a_core(ModelSettings(Path("m.gguf"))).n_threads == 7
+    assert loader.leave_a_core(ModelSettings(Path("m.gguf"), n_threads=3)).n_threads == 3
+    assert loader.leave_a_core(None) is None
+    monkeypatch.setattr(loader.os, "cpu_count", lambda: 1)
+    assert loader.ui_threads() == 1

@@ -15,12 +15,13 @@ from specchat.errors import SpecchatError
 PLOT_HINT = "--plot needs matplotlib: pip install 'specchat[plot]' (or pip install matplotlib)"
 
 
-def _spread(s: Spread | None, fmt: str = "{:.1f}") -> str:
+def _spread(s: Spread | None, fmt: str = "{:.1f}", unit: str = "") -> str:
+    """median (min–max)"""
     if s is None:
         return "—"
     if s.n == 1 or s.low == s.high:
-        return fmt.format(s.median)
-    return f"{fmt.format(s.median)} ({fmt.format(s.low)}–{fmt.format(s.high)})"
+        return fmt.format(s.median) + unit
+    return f"{fmt.format(s.median)}{unit} ({fmt.format(s.low)}–{fmt.format(s.high)})"
 
 
 def _opt(value: float | None, fmt: str) -> str:
@@ -29,16 +30,10 @@ def _opt(value: float | None, fmt: str) -> str:
 
 def build_table(summaries: Sequence[ModeSummary], title: str = "") -> Table:
     table = Table(title=title or None, title_justify="left")
-    table.add_column("mode")
-    table.add_column("tok/s med (range)", justify="right")
-    table.add_column("speedup med (range)", justify="right")
-    table.add_column("predicted", justify="right")
-    table.add_column("accept", justify="right")
-    table.add_column("α", justify="right")
-    table.add_column("tok/pass", justify="right")
-    table.add_column("TTFT ms", justify="right")
-    table.add_column("identical", justify="right")
-    table.add_column("peak RSS MiB", justify="right")
+    table.add_column("mode", no_wrap=True)
+    for name in ("tok/s", "speedup", "predicted", "accept", "α", "tok/pass", "TTFT ms",
+                 "identical", "RSS MiB"):
+        table.add_column(name, justify="right", no_wrap=True)
     for s in summaries:
         identity = "—" if not s.compared else f"{s.identical}/{s.compared}"
         if s.compared and s.identical < s.compared:
@@ -46,7 +41,7 @@ def build_table(summaries: Sequence[ModeSummary], title: str = "") -> Table:
         table.add_row(
             s.mode,
             _spread(s.tokens_per_second),
-            _spread(s.speedup, "{:.2f}×"),
+            _spread(s.speedup, "{:.2f}", "×"),
             _opt(s.predicted_speedup, "{:.2f}×"),
             _opt(s.acceptance_rate, "{:.1%}"),
             _opt(s.alpha, "{:.3f}"),
@@ -72,8 +67,10 @@ def print_report(console: Console, summaries: Sequence[ModeSummary], physics: Ph
     console.print(build_table(summaries, title))
     console.print(physics_line(physics))
     console.print(
-        "speedup = tok/s ratio to target alone, pair by pair (same prompt, same round); "
-        "predicted = (1−α^(k+1)) / ((1−α)(k·c + b(k+1))) from the measured α, c and b"
+        "tok/s and speedup: median (min–max) over runs; speedup = tok/s ratio to target alone "
+        "pair by pair (same prompt, same round); predicted = (1−α^(k+1)) / ((1−α)(k·c + b(k+1))) "
+        "from the measured α, c, b; identical = runs whose greedy tokens equal target alone's",
+        soft_wrap=not console.is_terminal,
     )
     for note in notes:
         console.print(f"note: {note}")

@@ -100,7 +100,7 @@ def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
         drafted = sum(d for d, _ in passes)
         accepted = sum(a for _, a in passes)
         alpha = alpha_from_passes(passes) if drafted else None
-        n_pass = len(passes)
+        n_pass = sum(int(r.stats.get("target_passes", 0) or 0) for r in recs)  # type: ignore[call-overload]
         gen = sum(len(r.token_ids or ()) for r in recs)
         ids = {r.key: r.token_ids for r in recs if r.token_ids is not None}
         same, compared = greedy_identity(base_ids, ids)
@@ -115,7 +115,7 @@ def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
             ttft_ms=spread([r.ttft_ms for r in recs]),
             acceptance_rate=accepted / drafted if drafted else None,
             alpha=alpha,
-            tokens_per_pass=gen / n_pass if n_pass and m.kind != "peer" else None,
+            tokens_per_pass=gen / n_pass if n_pass else None,
             identical=same,
             compared=compared,
             predicted_speedup=_predict(m, alpha, physics),

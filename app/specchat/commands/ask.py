@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     request = resolve_model_request(args)
     engine = load_engine(request.target, request.draft, request.spec, request.chat_template)
     try:
+        if not args.quiet:
+            for notice in engine.info.notices:
+                print(f"specchat: {notice}", file=sys.stderr)
         messages = [Message("system", args.system)] if args.system else []
         messages.append(Message("user", prompt))
         done: DoneEvent | None = None

@@ -194,7 +194,10 @@ def _report(args: argparse.Namespace, cfg, run) -> None:
         title += f" ← draft {cfg.draft.path.name}"
     title += (f" ({len(cfg.prompts)} prompts × {cfg.rounds} rounds, "
               f"{cfg.generation.max_tokens} tokens)")
-    print_report(Console(), summaries, run.physics, title, run.notes)
+    console = Console()
+    if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    print_report(console, summaries, run.physics, title, run.notes)
     if args.plot is not None:
         Console().print(f"plot written to {args.plot}")
 

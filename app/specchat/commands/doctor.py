@@ -10,8 +10,9 @@ import sys
 from importlib import metadata
 
 from specchat import __version__
-from specchat.config import gpu, paths
+from specchat.config import paths
 from specchat.config.registry import load_registry
+from specchat.engine import devices as gpu
 from specchat.errors import SpecchatError
 
 PACKAGES = ("llama-cpp-python", "huggingface-hub", "textual", "pydantic", "platformdirs", "numpy")

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from specchat.config import ModelConfig, PairConfig, gpu, load_registry
+from specchat.config import ModelConfig, PairConfig, load_registry
 from specchat.config.offload import Footprint, plan_offload
 from specchat.config.paths import cache_dir, hf_cache_dir, hf_offline
+from specchat.engine import devices as gpu
 from specchat.errors import DownloadError, SpecchatError, VocabMismatchError
 from specchat.sources import local_size, resolve_model_files
 

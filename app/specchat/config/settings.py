@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specchat.config import gpu
 from specchat.config.offload import Footprint, fit_layers, plan_offload, usable
 from specchat.config.schema import ModelConfig, PairConfig
+from specchat.engine import devices as gpu
 from specchat.engine.types import DraftMode, ModelSettings, SpecSettings
 
 

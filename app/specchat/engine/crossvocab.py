@@ -36,8 +36,10 @@ def boundary_tokens(target: LlamaModel, anchor: bytes, continuation: bytes) -> l
     """Target tokens for `continuation`, as they would follow `anchor` (the end of the text so
     far). Tokenizing anchor + continuation together lets merges and leading spaces come out as
     the target would see them; if a token straddles the boundary, nothing can be proposed."""
-    anchor_text = anchor.decode("utf-8", errors="strict")
-    text = anchor_text + continuation.decode("utf-8", errors="strict")
+    try:
+        text = anchor.decode("utf-8") + continuation.decode("utf-8")
+    except UnicodeDecodeError:  # invalid bytes on either side: no clean boundary to propose at
+        return []
     tokens = target.tokenize(text, add_special=False, parse_special=False)
     consumed = b""
     for i, tok in enumerate(tokens):
@@ -93,7 +95,7 @@ class CrossVocabDrafter:
         if complete_utf8(reply) != reply:  # mid-character: wait for the rest of it
             return Draft([], None, draft_s=time.perf_counter() - t0)
         reply_tokens = self.draft.tokenize(
-            reply.decode("utf-8"), add_special=False, parse_special=False
+            reply.decode("utf-8", errors="replace"), add_special=False, parse_special=False
         )
         draft_ctx = self._draft_prompt + reply_tokens
         t1 = time.perf_counter()
@@ -103,7 +105,7 @@ class CrossVocabDrafter:
         continuation = complete_utf8(b"".join(self.draft.piece(t) for t in words))
         anchor = b"".join(target.piece(t) for t in generated[-ANCHOR_TOKENS:])
         proposal: list[int] = []
-        if continuation and complete_utf8(anchor) == anchor:
+        if continuation:
             proposal = boundary_tokens(target, anchor, continuation)
             if not ended:
                 proposal = proposal[:-1]  # the last token may merge with text still to come

@@ -8,6 +8,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from specchat.engine.types import (
     TokenEvent,
 )
 from specchat.engine.verify import verify_greedy, verify_sampling
-from specchat.errors import ContextOverflowError, SpecchatError
+from specchat.errors import ContextOverflowError, GpuOffloadError, SpecchatError
 
 MAX_DRAFT = 32  # batched logits drift from one-token logits beyond ~33 tokens (README)
 
@@ -47,6 +48,25 @@ def load_engine(
     chat_template: str | None = None,
 ) -> SpeculativeEngine:
     return SpeculativeEngine.load(target, draft, spec, chat_template=chat_template)
+
+
+def _open_with_cpu_fallback(
+    settings: ModelSettings, pool: SharedThreadpool | None, notices: list[str]
+) -> LlamaModel:
+    """Load a model; when GPU offload fails (out of GPU memory...), load it on the CPU and say
+    so rather than fail."""
+    try:
+        return LlamaModel.open(settings, threadpool=pool)
+    except GpuOffloadError as exc:
+        if settings.n_gpu_layers == 0:
+            raise
+        model = LlamaModel.open(dataclasses.replace(settings, n_gpu_layers=0), threadpool=pool)
+        notices.append(
+            f"{exc.message} -- loaded {Path(settings.path).name} on the CPU instead "
+            "(to keep part of it on the GPU, set n_gpu_layers lower than "
+            f"{settings.n_gpu_layers})"
+        )
+        return model
 
 
 class SpeculativeEngine:
@@ -88,15 +108,17 @@ class SpeculativeEngine:
         chat_template: str | None = None,
     ) -> SpeculativeEngine:
         pool = SharedThreadpool(target.n_threads or default_threads()) if draft else None
-        target_model = LlamaModel.open(target, threadpool=pool)
+        notices: list[str] = []
+        target_model = _open_with_cpu_fallback(target, pool, notices)
         draft_model = None
         try:
             if draft is not None and spec.mode is DraftMode.MODEL:
-                draft_model = LlamaModel.open(draft, threadpool=pool)
+                draft_model = _open_with_cpu_fallback(draft, pool, notices)
                 if not spec.cross_vocab:
                     check_vocab_compat(target_model, draft_model)
             engine = cls(target_model, draft_model, spec, chat_template)
             engine._threadpool = pool
+            engine._notices[:0] = notices
             return engine
         except BaseException:
             target_model.close()

@@ -63,16 +63,9 @@ def default_threads() -> int:
 
 
 def backend_name() -> str:
-    """The llama.cpp build's accelerator backend, from its system info."""
-    info = (lc.llama_print_system_info() or b"").decode(errors="replace").upper()
-    for name in ("CUDA", "METAL", "VULKAN", "HIP", "SYCL"):
-        if f"{name} :" in info or f"{name} =" in info or f"{name}:" in info:
-            return name.title() if name in ("METAL", "VULKAN") else name
-    return (
-        "CUDA"
-        if lc.llama_supports_gpu_offload() and "CUDA" in info
-        else ("GPU" if lc.llama_supports_gpu_offload() else "CPU")
-    )
+    from specchat.engine.devices import backend
+
+    return backend()
 
 
 class LlamaModel:

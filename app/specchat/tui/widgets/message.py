@@ -134,6 +134,8 @@ class MessageBox(Vertical, can_focus=True):
     # helpers -----------------------------------------------------------------------------
     def _header_text(self) -> Content:
         badge = STATUS_BADGE.get(self.status)
+        if badge is None and self.stats and self.stats.get("finish_reason") == "length":
+            badge = "stopped at max tokens"
         header = Content.styled(ROLE_LABEL.get(self.role, self.role), "bold")
         if badge:
             style = "$text-error" if self.status is MessageStatus.ERROR else "$text-warning"

@@ -59,12 +59,10 @@ def _ggml() -> ctypes.CDLL | None:
 def _init_llama() -> bool:
     """Initialise llama.cpp the engine's way (quiet log); False when it cannot be loaded."""
     try:
-        from specchat.engine import llama
+        from specchat.engine.llama import init_backend
     except Exception:
         return False
-    init = getattr(llama, "init_backend", None) or getattr(llama, "_init_backend", None)
-    if init is not None:
-        init()
+    init_backend()
     return True
 
 
@@ -103,14 +101,13 @@ def supports_gpu_offload() -> bool:
         return False
 
 
+@lru_cache(maxsize=1)
 def backend() -> str:
-    """ "CPU", "CUDA", "Metal", "Vulkan"... as the engine reports it."""
-    try:
-        from specchat.engine.llama import backend_name
-
-        return backend_name()
-    except Exception:
-        return "unavailable"
+    """The build's accelerator backend: "CUDA", "Metal", "Vulkan"... or "CPU"."""
+    for dev in gpus():
+        name = dev.name.rstrip("0123456789")  # "CUDA0" -> "CUDA"
+        return {"METAL": "Metal", "VULKAN": "Vulkan", "MTL": "Metal"}.get(name.upper(), name)
+    return "CPU" if devices() or _init_llama() else "unavailable"
 
 
 def free_vram(main_gpu: int = 0) -> int:
