@@ -152,3 +152,14 @@ async def test_chat_settings_saved_and_used(make_app) -> None:
         messages, settings, spec = engine.calls[-1]
         assert messages[0].content == "You are terse."
         assert (settings.temperature, settings.seed, spec.draft_max) == (0.7, 42, 6)
+
+
+async def test_reopened_chat_shows_its_last_reply_stats(make_app) -> None:
+    async with make_app().run_test() as pilot:
+        await ready(pilot)
+        await send(pilot, "measure me")
+    app = make_app()
+    async with app.run_test() as pilot:
+        screen = await ready(pilot)
+        live = str(screen.query_one("#status-live").render())
+        assert "100.0 tok/s" in live and "accepted 75% (3/4)" in live

@@ -15,6 +15,7 @@ EMA = 0.25  # weight of a new timing sample
 ACCEPT_DECAY = 0.97  # how fast old acceptance evidence fades (per round)
 PROBE_START = 16  # rounds with speculation off before the first probe
 PROBE_MAX = 512
+EXPLORE_ROUNDS = 3  # rounds at a middle draft length before the model is trusted
 
 
 @dataclass
@@ -28,6 +29,7 @@ class DraftLengthController:
     _succ: float = 2.0  # decayed accepted count (prior: a = 2/3)
     _fail: float = 1.0  # decayed rejection count
     _rounds: int = 0
+    _explored: int = 0
     _off_rounds: int = 0
     _probe_every: int = PROBE_START
     last_k: int = 0
@@ -44,8 +46,9 @@ class DraftLengthController:
             k = max(limit, 0)
         elif 1 not in self.t_verify:
             k = 0  # measure the target alone first: it is the baseline to beat
-        elif self.t_draft is None or len(self.t_verify) < 2:
-            k = min(limit, max(2, self.draft_max // 2))  # explore once
+        elif self._explored < EXPLORE_ROUNDS or len(self.t_verify) < 2:
+            k = min(limit, max(2, self.draft_max // 2))  # explore a few rounds first
+            self._explored += 1
         else:
             k = self.best_k(limit)
             if k == 0:
@@ -96,11 +99,12 @@ class DraftLengthController:
     ) -> None:
         """Feed back one round: tokens drafted and accepted, and where the time went."""
         self._rounds += 1
-        if drafted > 0:
-            per_token = draft_s / drafted
+        if drafted > 0 or draft_s > 0:
+            # an empty proposal still cost drafting time: charge it per requested token
+            per_token = draft_s / (drafted or max(self.last_k, 1))
             self.t_draft = per_token if self.t_draft is None else _ema(self.t_draft, per_token)
             self._succ = self._succ * ACCEPT_DECAY + accepted
-            self._fail = self._fail * ACCEPT_DECAY + (1 if accepted < drafted else 0)
+            self._fail = self._fail * ACCEPT_DECAY + (1 if accepted < max(drafted, 1) else 0)
         n = drafted + 1
         prev = self.t_verify.get(n)
         self.t_verify[n] = verify_s if prev is None else _ema(prev, verify_s)

@@ -37,7 +37,13 @@ def check_vocab_compat(target: LlamaModel, draft: LlamaModel, hint: bool = True)
     """Raise a one-line VocabMismatchError naming both files and the first difference."""
     reason = vocab_mismatch(target, draft)
     if reason is not None:
-        raise VocabMismatchError(
-            f"draft {draft.path.name} and target {target.path.name} do not share a vocabulary: "
-            f"{reason}{CROSS_VOCAB_HINT if hint else ''}"
-        )
+        raise vocab_mismatch_error(target, draft, reason, hint)
+
+
+def vocab_mismatch_error(
+    target: LlamaModel, draft: LlamaModel, reason: str, hint: bool = True
+) -> VocabMismatchError:
+    return VocabMismatchError(
+        f"draft {draft.path.name} and target {target.path.name} do not share a vocabulary: "
+        f"{reason}{CROSS_VOCAB_HINT if hint else ''}"
+    )

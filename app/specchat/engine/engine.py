@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from specchat.engine.adaptive import DraftLengthController
-from specchat.engine.compat import check_vocab_compat, vocab_mismatch
+from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
 from specchat.engine.drafting import Drafter, LookupDrafter, ModelDrafter, common_prefix
 from specchat.engine.llama import LlamaModel, backend_name, default_threads
 from specchat.engine.sampling import distribution, greedy, sample
@@ -79,7 +79,8 @@ class SpeculativeEngine:
     ) -> None:
         self.target = target
         self.draft_model = draft
-        self.cross_vocab = draft is not None and vocab_mismatch(target, draft) is not None
+        self._mismatch = vocab_mismatch(target, draft) if draft is not None else None
+        self.cross_vocab = self._mismatch is not None
         self._notices: list[str] = []
         source = chat_template or target.chat_template()
         if not source:
@@ -114,8 +115,6 @@ class SpeculativeEngine:
         try:
             if draft is not None and spec.mode is DraftMode.MODEL:
                 draft_model = _open_with_cpu_fallback(draft, pool, notices)
-                if not spec.cross_vocab:
-                    check_vocab_compat(target_model, draft_model)
             engine = cls(target_model, draft_model, spec, chat_template)
             engine._threadpool = pool
             engine._notices[:0] = notices
@@ -140,9 +139,9 @@ class SpeculativeEngine:
         if spec.mode is DraftMode.MODEL:
             if self.draft_model is None:
                 raise SpecchatError("speculative mode 'model' needs a draft model (--draft PATH)")
-            if self.cross_vocab:
+            if self._mismatch is not None:
                 if not spec.cross_vocab:
-                    check_vocab_compat(self.target, self.draft_model)
+                    raise vocab_mismatch_error(self.target, self.draft_model, self._mismatch)
                 from specchat.engine.crossvocab import CrossVocabDrafter
 
                 self._drafter = CrossVocabDrafter(self.target, self.draft_model, spec.p_min)

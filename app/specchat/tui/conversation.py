@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 
 from specchat.engine.types import GenerationSettings, Message, SpecSettings, Stats
 from specchat.store.records import ChatSettings, MessageRecord, MessageStatus
@@ -33,6 +34,12 @@ def generation_for(base: GenerationSettings, chat: ChatSettings) -> GenerationSe
 def spec_for(base: SpecSettings, chat: ChatSettings) -> SpecSettings:
     changes = {k: getattr(chat, k) for k in _SPEC_FIELDS if getattr(chat, k) is not None}
     return replace(base, **changes)
+
+
+def stats_from_dict(raw: Mapping[str, object]) -> Stats:
+    """A stored reply's stats back as the engine's Stats (unknown keys ignored)."""
+    names = {f.name for f in fields(Stats)}
+    return Stats(**{k: v for k, v in raw.items() if k in names})  # type: ignore[arg-type]
 
 
 def title_from(prompt: str, limit: int = 40) -> str:

@@ -21,6 +21,7 @@ from specchat.tui.conversation import (
     engine_messages,
     generation_for,
     spec_for,
+    stats_from_dict,
     title_from,
 )
 from specchat.tui.loader import EngineLoader
@@ -140,6 +141,13 @@ class MainScreen(ChatActions, Screen[None]):
         records = self.store.messages(chat_id) if self.chat else []
         await self.query_one(ChatView).show_messages(records, self._welcome_text())
         self.refresh_chat_list()
+        # the status bar shows this chat's last reply until a new one streams
+        last = next((r.stats for r in reversed(records) if r.stats), None)
+        status = self.query_one(StatusBar)
+        status.start_reply()
+        status.update_stats(stats_from_dict(last) if last else None)
+        if self.chat and self.chat.pair_name and self.chat.pair_name != self.pair_name:
+            self.notify(f"This chat was written with pair {self.chat.pair_name} (F4 switches).")
 
     async def show_welcome(self) -> None:
         self.chat, self.editing_from = None, None
