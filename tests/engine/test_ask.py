@@ -42,3 +42,28 @@ def test_ask_text_streams_reply_and_stats_line(capsys, tiny_target):
     captured = capsys.readouterr()
     assert captured.out.strip()
     assert "tok/s" in captured.err and "mode lookup" in captured.err
+
+
+def test_ask_with_a_pair_from_a_config_file(tmp_path, capsys, tiny_target, tiny_other_vocab):
+    config = tmp_path / "models.toml"
+    config.write_text(
+        f"""
+[pairs.tiny]
+description = "tiny generated models"
+cross_vocab = true
+draft_max = 3
+[pairs.tiny.target]
+path = "{tiny_target}"
+n_ctx = 512
+[pairs.tiny.draft]
+path = "{tiny_other_vocab}"
+n_ctx = 512
+"""
+    )
+    argv = ["--config", str(config), "ask", "--pair", "tiny", "--max-tokens", "12", "--json", "the"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stats"]["cross_vocab"] is True
+    assert out["stats"]["generated_tokens"] == 12
+    assert main(["--config", str(config), "ask", "--pair", "nope", "hi"]) == 2
+    assert "unknown model pair 'nope'" in capsys.readouterr().err
