@@ -53,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if _first_positional(argv) is None and not {"-h", "--help", "--version"} & set(argv):
-        argv.append("chat")  # `specchat` alone opens the chat on the default pair
+    if not {"-h", "--help", "--version"} & set(argv):
+        at = _command_index(argv)
+        if at == len(argv) or argv[at] not in COMMAND_MODULES:
+            argv.insert(at, "chat")  # `specchat [--pair NAME ...]` opens the chat
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
@@ -66,13 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _first_positional(argv: Sequence[str]) -> str | None:
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--config":
-            skip = True
-        elif not arg.startswith("-"):
-            return arg
-    return None
+def _command_index(argv: Sequence[str]) -> int:
+    """Where the command name is (or belongs): after the global options."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--config":
+            i += 2
+        elif argv[i].startswith("--config="):
+            i += 1
+        else:
+            return i
+    return len(argv)

@@ -37,7 +37,7 @@ def test_bench_json(quick_pair: tuple[Path, Path], tmp_path: Path,
                        '{"prompt": "Repeat exactly: the cat sat on the mat, the cat sat."}\n')
     argv = ["bench", "--target", str(target), "--draft", str(draft), "--prompts", str(prompts),
             "--rounds", "2", "--max-tokens", "12", "--draft-lengths", "2,3",
-            "--physics-reps", "1", "--threads", "2", "--n-ctx", "512", "--json"]
+            "--physics-reps", "1", "--threads", "1", "--n-ctx", "512", "--json"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     modes = {m["mode"]: m for m in doc["modes"]}
@@ -61,7 +61,7 @@ def test_bench_table(quick_pair: tuple[Path, Path], capsys: pytest.CaptureFixtur
     target, draft = quick_pair
     argv = ["bench", "--target", str(target), "--draft", str(draft), "--rounds", "1",
             "--max-tokens", "6", "--draft-lengths", "2", "--no-lookup", "--no-adaptive",
-            "--physics-reps", "1", "--threads", "2", "--n-ctx", "512", "--no-warmup"]
+            "--physics-reps", "1", "--threads", "1", "--n-ctx", "512", "--no-warmup"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "speedup" in out and "k=2" in out and "physics: target" in out

@@ -131,7 +131,7 @@ def _all_logits(path: Path, tokens: list[int]) -> np.ndarray:
     from specchat.engine.llama import LlamaModel
     from specchat.engine.types import ModelSettings
 
-    m = LlamaModel.open(ModelSettings(path=path, n_ctx=256, n_batch=64, n_threads=2))
+    m = LlamaModel.open(ModelSettings(path=path, n_ctx=256, n_batch=64, n_threads=1))
     try:
         assert m.n_layers >= 30
         m.decode(tokens, "all")
@@ -177,7 +177,7 @@ def test_make_pair_command(real_models: dict[str, Path], tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "pair.gguf"
     argv = ["bench", "make-pair", str(real_models["smollm2"]), str(out), "--cost", "1.15",
-            "--agreement", "1", "--calib-tokens", "6", "--threads", "2"]
+            "--agreement", "1", "--calib-tokens", "6", "--threads", "1"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out)

@@ -99,3 +99,8 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path,
     assert err.value.message == PLOT_HINT
     assert not (tmp_path / "x.png").exists()
 
+
+
+def test_sampled_runs_are_not_compared_token_for_token() -> None:
+    for s in summarize(MODES, _records(), PHYSICS, greedy=False):
+        assert s.compared == 0 and s.identity is None

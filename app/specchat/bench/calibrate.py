@@ -5,7 +5,7 @@ fraction of positions where the draft's argmax equals the target's. It is what a
 speculative run accepts per drafted token (its α).
 
 Calibration searches the total scale delta (see make_pair.py) on a cheap proxy target with one
-copy per block, by bisection on log(delta), patching the copies' scales in place between trials
+copy per block, by regula falsi on log(delta), patching the copies' scales in place between trials
 (the file is written once); then the full-cost target is written with the delta found."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def patch_delta(target: Path, copies: Sequence[int], draft: Path, delta: float) 
 
 
 def calibrate_delta(draft: Path, work: Path, agreement: float, n_tokens: int = 48,
-                    n_threads: int | None = None, trials: int = 7,
+                    n_threads: int | None = None, trials: int = 6, tol: float = 0.025,
                     progress: Progress | None = None) -> tuple[float, list[Trial]]:
     """Find the total scale delta whose proxy target agrees with the draft about `agreement`."""
     from specchat.bench.make_pair import read_draft, write_target
@@ -130,27 +130,37 @@ def calibrate_delta(draft: Path, work: Path, agreement: float, n_tokens: int = 4
             progress(f"delta {delta:.4g}: agreement {a:.3f}")
         return a
 
-    lo, hi = 1e-3, 3.0  # log-bisection bracket: agreement falls as delta grows
+    # Agreement falls as delta grows. Regula falsi in log(delta), bracketed in [lo, hi]; stop when
+    # within `tol` (the measurement itself is a proportion over a few hundred tokens).
+    lo, hi = 1e-3, 3.0
+    delta = 0.1
     for _ in range(trials):
-        mid = math.sqrt(lo * hi)
-        if trial(mid) > agreement:
-            lo = mid
+        a = trial(delta)
+        if abs(a - agreement) <= tol:
+            return delta, history
+        if a > agreement:
+            lo = max(lo, delta)
         else:
-            hi = mid
-    return _interpolate(history, agreement), history
+            hi = min(hi, delta)
+        delta = _interpolate(history, agreement, lo, hi)
+    return _interpolate(history, agreement, lo, hi, final=True), history
 
 
-def _interpolate(history: Sequence[Trial], agreement: float) -> float:
-    """delta for `agreement`, linear in log(delta) between the closest trials on either side."""
-    above = [t for t in history if t.agreement >= agreement]
-    below = [t for t in history if t.agreement < agreement]
-    if not above:
-        return min(history, key=lambda t: t.delta).delta
-    if not below:
-        return max(history, key=lambda t: t.delta).delta
+def _interpolate(history: Sequence[Trial], agreement: float, lo: float, hi: float,
+                 final: bool = False) -> float:
+    """Next delta: linear in log(delta) between the nearest trials on either side of the goal;
+    the midpoint in log(delta) of [lo, hi] while one side has no trial yet."""
+    above = [t for t in history if t.agreement > agreement]
+    below = [t for t in history if t.agreement <= agreement]
+    if not above or not below:
+        if final:
+            return min(history, key=lambda t: abs(t.agreement - agreement)).delta
+        step = 3.0 if not below else 1 / 3.0  # walk out by a factor 3 until bracketed
+        return min(hi, max(lo, history[-1].delta * step))
     a = max(above, key=lambda t: t.delta)
     b = min(below, key=lambda t: t.delta)
-    if a.agreement == b.agreement or a.delta == b.delta:
-        return a.delta
+    if a.agreement == b.agreement or a.delta >= b.delta:
+        return math.sqrt(a.delta * b.delta)
     w = (a.agreement - agreement) / (a.agreement - b.agreement)
+    w = min(0.9, max(0.1, w))  # keep strictly inside the bracket
     return math.exp(math.log(a.delta) + w * (math.log(b.delta) - math.log(a.delta)))

@@ -36,7 +36,7 @@ class LlamaCppPythonPeer:
         from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
         kwargs = dict(model_path=str(target), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers,
-                      n_threads=n_threads, verbose=False)
+                      n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
         self.k = k
         self.plain = Llama(**kwargs)  # type: ignore[arg-type]
         self.lookup = Llama(**kwargs, draft_model=LlamaPromptLookupDecoding(num_pred_tokens=k))  # type: ignore[arg-type]

@@ -182,7 +182,11 @@ def _report(args: argparse.Namespace, cfg, run) -> None:
 
     if not args.json and sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr)
-    summaries = summarize(run.modes, run.records, run.physics)
+    greedy = cfg.generation.greedy
+    summaries = summarize(run.modes, run.records, run.physics, greedy=greedy)
+    if not greedy:
+        run.notes.append("sampling: token identity with target alone is not expected (the "
+                         "outputs match in distribution); the identical column is left empty")
     if args.plot is not None:
         write_plot(args.plot, summaries)
     if args.json:
