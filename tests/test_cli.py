@@ -14,7 +14,12 @@ from specchat.commands import chat
 )
 def test_no_command_means_chat(monkeypatch, argv, pair):
     seen = {}
-    monkeypatch.setattr(chat, "run", lambda args: seen.setdefault("pair", args.pair) and 0 or 0)
+
+    def fake_run(args) -> int:  # noqa: ANN001
+        seen["pair"] = args.pair
+        return 0
+
+    monkeypatch.setattr(chat, "run", fake_run)
     assert cli.main(argv) == 0
     assert "pair" in seen and seen["pair"] == pair
 
