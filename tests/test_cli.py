@@ -15,7 +15,7 @@ from specchat.commands import chat
 def test_no_command_means_chat(monkeypatch, argv, pair):
     seen = {}
 
-    def fake_run(args) -> int:  # noqa: ANN001
+    def fake_run(args) -> int:
         seen["pair"] = args.pair
         return 0
 
