@@ -135,3 +135,41 @@ def test_sampling_keeps_the_target_distribution(real_models, derived_models):
         assert_second_token_distribution(spec, target, n=400)
     finally:
         spec.close()
+
+
+def _batched_vs_one_token(path: Path) -> list[tuple[float, bool]]:
+    """(max |logit difference|, same argmax) per row of a 9-token batch vs one-by-one."""
+    settings = ModelSettings(path=path, n_ctx=512)
+    one, batched = LlamaModel.open(settings), LlamaModel.open(settings)
+    try:
+        prompt = one.tokenize("The quick brown fox jumps over the lazy dog. Then it")
+        continuation = one.tokenize(" ran into the forest, where it met a wise old owl", False)[:9]
+        for m in (one, batched):
+            m.decode(prompt, logits="last")
+        batched.decode(continuation, logits="all")
+        rows = []
+        for i, token in enumerate(continuation):
+            one.decode([token], logits="last")
+            a, b = one.logits(-1), batched.logits(i)
+            rows.append((float(np.abs(a - b).max()), int(np.argmax(a)) == int(np.argmax(b))))
+        return rows
+    finally:
+        one.close()
+        batched.close()
+
+
+@pytest.mark.parametrize("name", ["smollm2", "gemma"])
+def test_batched_logits_equal_one_token_logits(real_models, name):
+    """The premise of exact greedy verification: a batch of draft_max + 1 tokens gives the
+    same logits, bit for bit, as evaluating them one by one (Gemma needs flash attention, which
+    llama.cpp's default enables on CPU)."""
+    assert all(diff == 0.0 for diff, _ in _batched_vs_one_token(real_models[name]))
+
+
+def test_qwen_batched_logits_differ_slightly(real_models):
+    """Known llama.cpp behaviour, kept visible: on this CPU build Qwen2.5's Q4_K_M (Q5_0/Q8_0
+    tensors) goes through other matmul kernels in a batch, so logits differ by up to ~0.4 while
+    the argmax agrees. Greedy identity can then only break at a near-tie (README)."""
+    rows = _batched_vs_one_token(real_models["qwen"])
+    assert all(same for _, same in rows)
+    assert max(diff for diff, _ in rows) < 1.0
