@@ -46,7 +46,10 @@ def test_summarize() -> None:
     assert k4.peak_rss_mb == 501.0
     assert k4.acceptance_by_position == [1.0, 1.0, 0.5, 1.0]
     assert (adaptive.identical, adaptive.compared) == (1, 2)
-    assert adaptive.predicted_speedup == pytest.approx(5 / (0.4 + 3.5))  # alpha 1: best k = 4
+    # adaptive is predicted from the pair's alpha (the fixed lengths'), not its own 1.0
+    best = max((1 - a ** (k + 1)) / ((1 - a) * (k * 0.1 + PHYSICS.b[k + 1])) for k in (1, 2, 3, 4))
+    assert adaptive.alpha == 1.0
+    assert adaptive.predicted_speedup == pytest.approx(max(1.0, best))
 
 
 def test_json_document_schema() -> None:
@@ -104,3 +107,20 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path,
 def test_sampled_runs_are_not_compared_token_for_token() -> None:
     for s in summarize(MODES, _records(), PHYSICS, greedy=False):
         assert s.compared == 0 and s.identity is None
+
+
+def test_peers_are_compared_with_their_own_baseline() -> None:
+    modes = [ModeSpecInfo("target", "target"),
+             ModeSpecInfo("peer target", "peer", identity_ref=None),
+             ModeSpecInfo("peer fast", "peer", 4, baseline="peer target",
+                          identity_ref="peer target"),
+             ModeSpecInfo("native", "peer", 4, baseline="peer target", identity_ref=None)]
+    other = (1, 2, 3)
+    recs = [RunRecord("target", 0, "p", IDS, 10.0, 1.0),
+            RunRecord("peer target", 0, "p", other, 8.0, 1.0),
+            RunRecord("peer fast", 0, "p", other, 12.0, 1.0),
+            RunRecord("native", 0, "p", None, 16.0, None)]
+    _, base, fast, native = summarize(modes, recs, PHYSICS)
+    assert base.compared == 0 and base.speedup is not None and base.speedup.median == 0.8
+    assert (fast.identical, fast.compared) == (1, 1) and fast.speedup.median == 1.5  # type: ignore[union-attr]
+    assert native.compared == 0 and native.ttft_ms is None and native.speedup.median == 2.0  # type: ignore[union-attr]

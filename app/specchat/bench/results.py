@@ -37,7 +37,7 @@ class RunRecord:
     prompt: str
     token_ids: tuple[int, ...] | None  # None: not observable (native binaries)
     tokens_per_second: float  # measured here: tokens after the first / time after the first
-    ttft_ms: float
+    ttft_ms: float | None  # None: not reported (native binaries)
     passes: tuple[tuple[int, int], ...] = ()  # (drafted, accepted) per verify pass
     stats: dict[str, object] = field(default_factory=dict)  # the engine's Stats, when it has one
     peak_rss_mb: float | None = None
@@ -55,6 +55,7 @@ class ModeSpecInfo:
     kind: str  # "target" | "fixed" | "adaptive" | "lookup" | "peer"
     k: int | None = None
     baseline: str = BASELINE  # speedup is measured against this mode's runs
+    identity_ref: str | None = BASELINE  # greedy tokens are compared with this mode's runs
 
 
 @dataclass
@@ -92,11 +93,15 @@ def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
               physics: Physics | None, greedy: bool = True) -> list[ModeSummary]:
     """Per-mode figures. Token identity with target alone is only checked for greedy runs
     (sampled runs match in distribution, not token for token)."""
-    base_ids = {r.key: r.token_ids for r in records
-                if greedy and r.mode == BASELINE and r.token_ids is not None}
+    # The pair's own α, from the fixed draft lengths (they draft without a confidence cutoff);
+    # the adaptive controller's prediction uses it, since its own α only counts what it chose.
+    fixed = {m.label for m in modes if m.kind == "fixed"}
+    pair_alpha = alpha_from_passes([p for r in records if r.mode in fixed for p in r.passes])
     out = []
     for m in modes:
         base_tps = {r.key: r.tokens_per_second for r in records if r.mode == m.baseline}
+        base_ids = {r.key: r.token_ids for r in records
+                    if greedy and r.mode == m.identity_ref and r.token_ids is not None}
         recs = [r for r in records if r.mode == m.label]
         passes = [p for r in recs for p in r.passes]
         drafted = sum(d for d, _ in passes)
@@ -114,13 +119,14 @@ def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
             runs=len(recs),
             tokens_per_second=spread([r.tokens_per_second for r in recs]),
             speedup=spread(pair_ratios(base_tps, {r.key: r.tokens_per_second for r in recs})),
-            ttft_ms=spread([r.ttft_ms for r in recs]),
+            ttft_ms=spread([r.ttft_ms for r in recs if r.ttft_ms is not None]),
             acceptance_rate=accepted / drafted if drafted else None,
             alpha=alpha,
             tokens_per_pass=gen / n_pass if n_pass else None,
             identical=same,
             compared=compared,
-            predicted_speedup=_predict(m, alpha, physics),
+            predicted_speedup=_predict(m, pair_alpha if m.kind == "adaptive" and pair_alpha
+                                       is not None else alpha, physics),
             peak_rss_mb=max(rss) if rss else None,
             acceptance_by_position=acceptance_by_position(passes, max((d for d, _ in passes),
                                                                        default=0)),
@@ -137,7 +143,7 @@ def _predict(m: ModeSpecInfo, alpha: float | None, physics: Physics | None) -> f
         return None
     if m.kind == "fixed" and m.k is not None and m.k + 1 in physics.b:
         return predicted_speedup(alpha, m.k, physics.c, physics.b)
-    if m.kind == "adaptive":  # the best a fixed length could do, or 1 with speculation off
+    if m.kind == "adaptive":  # the best any fixed length could do, or 1 with speculation off
         return best_predicted(alpha, physics.c, physics.b)[1]
     return None
 

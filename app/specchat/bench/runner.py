@@ -78,9 +78,11 @@ def engine_modes(cfg: BenchConfig) -> list[tuple[ModeSpecInfo, SpecSettings]]:
         if cfg.adaptive:
             out.append((ModeSpecInfo("adaptive", "adaptive"),
                         replace(base, mode=DraftMode.MODEL, draft_max=kmax, adaptive=True)))
-    if cfg.lookup:
-        out.append((ModeSpecInfo(f"lookup k={kmax}", "lookup", kmax),
-                    replace(base, mode=DraftMode.LOOKUP, draft_max=kmax, adaptive=False)))
+    if cfg.lookup:  # as a user gets it with --lookup: adaptive unless --no-adaptive
+        label = "lookup" + ("" if base.adaptive and cfg.adaptive else f" k={kmax}")
+        out.append((ModeSpecInfo(label, "lookup", kmax),
+                    replace(base, mode=DraftMode.LOOKUP, draft_max=kmax,
+                            adaptive=base.adaptive and cfg.adaptive)))
     return out
 
 
@@ -174,11 +176,13 @@ def _engine_runner(engine, spec: SpecSettings, gen: GenerationSettings,
 
 
 def _llcpp_runners(peer: LlamaCppPythonPeer, k: int, run: BenchRun):
-    base = ModeSpecInfo("llama-cpp-python target", "peer")
-    look = ModeSpecInfo(f"llama-cpp-python lookup k={k}", "peer", k, baseline=base.label)
+    base = ModeSpecInfo("llama-cpp-python target", "peer", identity_ref=None)
+    look = ModeSpecInfo(f"llama-cpp-python lookup k={k}", "peer", k, baseline=base.label,
+                        identity_ref=base.label)
     run.modes += [base, look]
-    run.notes.append("llama-cpp-python lookup: speedup is against llama-cpp-python's own "
-                     "target-alone runs (Llama.generate, greedy)")
+    run.notes.append("llama-cpp-python lookup: speedup and identity are against "
+                     "llama-cpp-python's own target-alone runs (Llama.generate, greedy; its "
+                     "context settings differ from specchat's, so near-ties may break otherwise)")
 
     def make(info: ModeSpecInfo, which: str):
         def fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
@@ -196,8 +200,8 @@ def _native_runners(cfg: BenchConfig, engine, run: BenchRun):
     if cfg.draft is None:
         raise SpecchatError("--llama-cpp-bin needs a --draft model")
     k, t, d = cfg.native_k, cfg.target, cfg.draft
-    base = ModeSpecInfo("native target (llama-bench)", "peer")
-    spec = ModeSpecInfo(f"native k={k}", "peer", k, baseline=base.label)
+    base = ModeSpecInfo("native target (llama-bench)", "peer", identity_ref=None)
+    spec = ModeSpecInfo(f"native k={k}", "peer", k, baseline=base.label, identity_ref=None)
     run.modes += [base, spec]
     run.notes.append(f"native: {spec_exe.name} --spec-type draft-simple --spec-draft-n-max {k}, "
                      f"greedy, against {bench_exe.name} text generation (-p 0) from the same "
@@ -207,7 +211,7 @@ def _native_runners(cfg: BenchConfig, engine, run: BenchRun):
         out = run_native(bench_exe, native_bench_args(t.path, max_tokens, t.n_threads,
                                                       t.n_gpu_layers))
         res = parse_native_bench(out)
-        return RunRecord(base.label, round_no, name, None, res.tokens_per_second, res.ttft_ms)
+        return RunRecord(base.label, round_no, name, None, res.tokens_per_second, None)
 
     def spec_fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
         text = engine.target.detokenize(toks)
@@ -217,7 +221,7 @@ def _native_runners(cfg: BenchConfig, engine, run: BenchRun):
         passes: tuple[tuple[int, int], ...] = ()
         if res.drafted:  # totals only: counted as one pass for acceptance_rate
             passes = ((res.drafted, res.accepted or 0),)
-        return RunRecord(spec.label, round_no, name, None, res.tokens_per_second, res.ttft_ms,
+        return RunRecord(spec.label, round_no, name, None, res.tokens_per_second, None,
                          passes=passes)
 
     return [(base, base_fn), (spec, spec_fn)]

@@ -15,7 +15,7 @@ EMA = 0.25  # weight of a new timing sample
 ACCEPT_DECAY = 0.97  # how fast old acceptance evidence fades (per round)
 PROBE_START = 16  # rounds with speculation off before the first probe
 PROBE_MAX = 512
-EXPLORE_ROUNDS = 3  # rounds at a middle draft length before the model is trusted
+NEIGHBOUR_EVERY = 8  # rounds between tries of a neighbouring draft length (keeps costs fresh)
 
 
 @dataclass
@@ -30,6 +30,8 @@ class DraftLengthController:
     _fail: float = 1.0  # decayed rejection count
     _rounds: int = 0
     _explored: int = 0
+    _since_neighbour: int = 0
+    _neighbour_up: bool = True
     _off_rounds: int = 0
     _probe_every: int = PROBE_START
     last_k: int = 0
@@ -46,8 +48,10 @@ class DraftLengthController:
             k = max(limit, 0)
         elif 1 not in self.t_verify:
             k = 0  # measure the target alone first: it is the baseline to beat
-        elif self._explored < EXPLORE_ROUNDS or len(self.t_verify) < 2:
-            k = min(limit, max(2, self.draft_max // 2))  # explore a few rounds first
+        elif self._explored < 3 or len(self.t_verify) < 2:
+            # explore the long and a middle draft length, so verify costs are interpolated
+            plan = (self.draft_max, max(1, self.draft_max // 2), self.draft_max)
+            k = min(limit, plan[min(self._explored, 2)])
             self._explored += 1
         else:
             k = self.best_k(limit)
@@ -59,11 +63,28 @@ class DraftLengthController:
                     k = min(limit, 2)
             else:
                 self._probe_every = PROBE_START
+                self._since_neighbour += 1
+                if self._since_neighbour >= NEIGHBOUR_EVERY:
+                    self._since_neighbour = 0
+                    step = 2 if self._neighbour_up else -2
+                    self._neighbour_up = not self._neighbour_up
+                    k = min(max(k + step, 1), limit)
         if 0 < k < self.draft_min:
             k = 0
         self.switched_off = self.adaptive and k == 0 and self.t_draft is not None
         self.last_k = k
         return k
+
+    def learn_from(self, old: DraftLengthController, same_drafter: bool) -> None:
+        """Keep what an earlier controller measured: target costs always, draft costs and
+        acceptance when the drafter is the same (settings changed between replies)."""
+        self.t_verify = dict(old.t_verify)
+        self.overhead = old.overhead
+        if same_drafter and old.t_draft is not None:
+            self.t_draft = old.t_draft
+            self._succ, self._fail = old._succ, old._fail
+            if len(self.t_verify) >= 2:
+                self._explored = 3  # costs are known: no need to explore again
 
     def predicted_rate(self, k: int) -> float:
         a = min(self.acceptance, 0.999)
@@ -99,16 +120,16 @@ class DraftLengthController:
     ) -> None:
         """Feed back one round: tokens drafted and accepted, and where the time went."""
         self._rounds += 1
-        if drafted > 0 or draft_s > 0:
-            # an empty proposal still cost drafting time: charge it per requested token
-            per_token = draft_s / (drafted or max(self.last_k, 1))
+        if drafted > 0:
+            per_token = draft_s / drafted
             self.t_draft = per_token if self.t_draft is None else _ema(self.t_draft, per_token)
             self._succ = self._succ * ACCEPT_DECAY + accepted
-            self._fail = self._fail * ACCEPT_DECAY + (1 if accepted < max(drafted, 1) else 0)
+            self._fail = self._fail * ACCEPT_DECAY + (1 if accepted < drafted else 0)
         n = drafted + 1
         prev = self.t_verify.get(n)
         self.t_verify[n] = verify_s if prev is None else _ema(prev, verify_s)
-        rest = max(round_s - draft_s - verify_s, 0.0)
+        # drafting that proposed nothing (p_min stop) is overhead of this round, not per-token cost
+        rest = max(round_s - (draft_s if drafted else 0.0) - verify_s, 0.0)
         self.overhead = _ema(self.overhead, rest) if self._rounds > 1 else rest
 
 

@@ -25,6 +25,7 @@ class Draft:
     q: list[np.ndarray] | None = None
     draft_s: float = 0.0  # time spent producing the proposed tokens
     catchup_s: float = 0.0  # time spent bringing the drafter up to date with the context
+    catchup_tokens: int = 0  # tokens evaluated for that (1-2 in steady state; more after a pause)
     stopped_early: bool = False  # confidence fell below p_min
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -69,14 +70,16 @@ class ModelDrafter:
     def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
         pass
 
-    def catch_up(self, context: Sequence[int]) -> None:
-        """Evaluate context so that the model's last logits predict the token after it."""
+    def catch_up(self, context: Sequence[int]) -> int:
+        """Evaluate context so that the model's last logits predict the token after it.
+        Returns how many tokens that took."""
         m = self.model
         keep = common_prefix(m.tokens, context)
         if keep == len(context):  # all cached, but we need fresh logits for the last one
             keep -= 1
         m.truncate(keep)
         m.decode(context[keep:], logits="last")
+        return len(context) - keep
 
     def propose(
         self,
@@ -86,7 +89,7 @@ class ModelDrafter:
         rng: np.random.Generator,
     ) -> Draft:
         t0 = time.perf_counter()
-        self.catch_up(context)
+        caught_up = self.catch_up(context)
         t1 = time.perf_counter()
         m = self.model
         tokens: list[int] = []
@@ -111,7 +114,14 @@ class ModelDrafter:
             if i + 1 < n:
                 m.decode([token], logits="last")
         t2 = time.perf_counter()
-        return Draft(tokens, dists, draft_s=t2 - t1, catchup_s=t1 - t0, stopped_early=stopped)
+        return Draft(
+            tokens,
+            dists,
+            draft_s=t2 - t1,
+            catchup_s=t1 - t0,
+            catchup_tokens=caught_up,
+            stopped_early=stopped,
+        )
 
 
 class LookupDrafter:

@@ -151,12 +151,16 @@ class SpeculativeEngine:
             self._drafter = LookupDrafter(spec.lookup_ngram_max, spec.lookup_ngram_min)
         else:
             self._drafter = None
+        old = getattr(self, "controller", None)
+        same_drafter = old is not None and self._spec.mode is spec.mode
         self._spec = spec
         self.controller = DraftLengthController(
             draft_max=spec.draft_max if self._drafter else 0,
             adaptive=spec.adaptive,
             draft_min=spec.draft_min,
         )
+        if old is not None:
+            self.controller.learn_from(old, same_drafter)
 
     @property
     def info(self) -> EngineInfo:
@@ -320,11 +324,15 @@ class SpeculativeEngine:
             k = ctrl.next_k(min(room, settings.max_tokens - len(out_ids) - 1)) if drafter else 0
             draft_tokens: list[int] = []
             q = None
-            draft_s = catchup_s = 0.0
+            draft_s = paused_s = 0.0
             if k > 0 and drafter is not None:
                 draft = drafter.propose(seq, k, settings, rng)
                 draft_tokens, q = draft.tokens[:k], draft.q
-                draft_s, catchup_s = draft.draft_s, draft.catchup_s
+                # Catching up on the last round's 1-2 tokens is part of every round's draft
+                # cost; catching up after speculation was off is not (charge 2 tokens' worth).
+                steady = min(1.0, 2 / max(draft.catchup_tokens, 1))
+                draft_s = draft.draft_s + draft.catchup_s * steady
+                paused_s = draft.catchup_s * (1 - steady)
             n_before = len(target.tokens)
             t_verify = time.perf_counter()
             target.decode([seq[-1], *draft_tokens], logits="all" if draft_tokens else "last")
@@ -350,7 +358,7 @@ class SpeculativeEngine:
                     accepted=accepted,
                     draft_s=draft_s,
                     verify_s=t_end - t_verify,
-                    round_s=t_end - t_round - catchup_s,
+                    round_s=t_end - t_round - paused_s,
                 )
                 stats.draft_max = ctrl.last_k if ctrl.adaptive else ctrl.draft_max
 

@@ -37,7 +37,10 @@ class SpecSettings:
     mode: DraftMode = DraftMode.MODEL
     draft_max: int = 8  # most tokens proposed per target pass (kept well under 32: see README)
     draft_min: int = 0  # fewer proposed tokens than this are not worth a batched pass
-    p_min: float = 0.5  # the draft stops early when its top probability falls below this
+    # The draft stops early when its top probability falls below p_min. Off by default: the
+    # adaptive controller already sizes drafts from measured acceptance, and on a calibrated
+    # pair with full agreement p_min = 0.5 cut the speedup from 1.36x to 1.07x (README).
+    p_min: float = 0.0
     adaptive: bool = True  # tune draft_max from measured throughput; may switch speculation off
     cross_vocab: bool = False  # allow a draft with another vocabulary (text-level drafting)
     lookup_ngram_max: int = 4
