@@ -15,6 +15,9 @@ EMA = 0.25  # weight of a new timing sample
 ACCEPT_DECAY = 0.97  # how fast old acceptance evidence fades (per round)
 PROBE_START = 16  # rounds with speculation off before the first probe
 PROBE_MAX = 512
+# Speculate only when the model predicts a clear gain: timings are noisy, and a borderline
+# draft length that loses on this hardware costs more than the small win it might bring.
+MARGIN = 1.05
 NEIGHBOUR_EVERY = 8  # rounds between tries of a neighbouring draft length (keeps costs fresh)
 
 
@@ -93,7 +96,9 @@ class DraftLengthController:
         return tokens / cost if cost > 0 else 0.0
 
     def best_k(self, limit: int) -> int:
-        return max(range(limit + 1), key=lambda k: (self.predicted_rate(k), -k))
+        alone = self.predicted_rate(0)
+        best = max(range(1, limit + 1), key=lambda k: (self.predicted_rate(k), -k), default=0)
+        return best if best and self.predicted_rate(best) > MARGIN * alone else 0
 
     def verify_cost(self, n: int) -> float:
         if n in self.t_verify:
