@@ -126,7 +126,8 @@ class PairConfig(BaseModel):
     cross_vocab: Bool = False
     draft_max: Int = Field(default=8, ge=1, le=31)
     draft_min: Int = Field(default=0, ge=0)
-    p_min: float = Field(default=0.0, ge=0.0, le=1.0)  # 0 = off: the adaptive controller sizes drafts
+    # 0 = off: the adaptive controller sizes drafts from measured acceptance
+    p_min: float = Field(default=0.0, ge=0.0, le=1.0)
     adaptive: Bool = True
     chat_template: str | None = None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 EMA = 0.25  # weight of a new timing sample
 ACCEPT_DECAY = 0.97  # how fast old acceptance evidence fades (per round)
-PROBE_START = 16  # rounds with speculation off before the first probe
+PROBE_START = 32  # rounds with speculation off before the first probe
 PROBE_MAX = 512
 # Speculate only when the model predicts a clear gain: timings are noisy, and a borderline
 # draft length that loses on this hardware costs more than the small win it might bring.
@@ -88,6 +88,8 @@ class DraftLengthController:
             self._succ, self._fail = old._succ, old._fail
             if len(self.t_verify) >= 2:
                 self._explored = 3  # costs are known: no need to explore again
+            # a probe schedule that backed off stays backed off
+            self._probe_every, self._off_rounds = old._probe_every, old._off_rounds
 
     def predicted_rate(self, k: int) -> float:
         a = min(self.acceptance, 0.999)
