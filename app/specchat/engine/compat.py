@@ -33,16 +33,10 @@ def vocab_mismatch(target: LlamaModel, draft: LlamaModel) -> str | None:
     return None
 
 
-def check_vocab_compat(target: LlamaModel, draft: LlamaModel, hint: bool = True) -> None:
-    """Raise a one-line VocabMismatchError naming both files and the first difference."""
-    reason = vocab_mismatch(target, draft)
-    if reason is not None:
-        raise vocab_mismatch_error(target, draft, reason, hint)
-
-
 def vocab_mismatch_error(
     target: LlamaModel, draft: LlamaModel, reason: str, hint: bool = True
 ) -> VocabMismatchError:
+    """A one-line error naming both files and the first difference."""
     return VocabMismatchError(
         f"draft {draft.path.name} and target {target.path.name} do not share a vocabulary: "
         f"{reason}{CROSS_VOCAB_HINT if hint else ''}"

@@ -106,13 +106,12 @@ class LlamaModel:
         params.use_extra_bufts = settings.use_extra_bufts
         model = lc.llama_model_load_from_file(str(path).encode(), params)
         if not model:
-            hint = ""
             if settings.n_gpu_layers and not vocab_only and lc.llama_supports_gpu_offload():
                 raise GpuOffloadError(
                     f"could not load {path.name} with {settings.n_gpu_layers} GPU layers "
                     "(out of GPU memory?); retry with fewer --n-gpu-layers or 0"
                 )
-            raise ModelLoadError(f"cannot load GGUF (corrupt or unsupported file{hint}): {path}")
+            raise ModelLoadError(f"cannot load GGUF (corrupt or unsupported file): {path}")
         self = cls(settings, model, vocab_only)
         if not vocab_only:
             self._new_context()
