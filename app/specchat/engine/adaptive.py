@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 EMA = 0.25  # weight of a new timing sample
 ACCEPT_DECAY = 0.97  # how fast old acceptance evidence fades (per round)
-PROBE_START = 32  # rounds with speculation off before the first probe
-PROBE_MAX = 512
+PROBE_START = 64  # rounds with speculation off before the first probe (a probe costs a catch-up)
+PROBE_MAX = 2048
 # Speculate only when the model predicts a clear gain: timings are noisy, and a borderline
 # draft length that loses on this hardware costs more than the small win it might bring.
 MARGIN = 1.05
@@ -52,10 +52,16 @@ class DraftLengthController:
         elif 1 not in self.t_verify:
             k = 0  # measure the target alone first: it is the baseline to beat
         elif self._explored < 3 or len(self.t_verify) < 2:
-            # explore the long and a middle draft length, so verify costs are interpolated
-            plan = (self.draft_max, max(1, self.draft_max // 2), self.draft_max)
-            k = min(limit, plan[min(self._explored, 2)])
-            self._explored += 1
+            # Explore cheaply first (k=2); if even that predicts no gain, stop exploring. Else try
+            # the long and a middle length, so verify costs are interpolated, not extrapolated.
+            hopeless = self.t_draft is not None and self.best_k(limit, alpha=1.0) == 0
+            if self._explored == 1 and hopeless:  # no gain even if every draft were accepted
+                self._explored = 3
+                k = 0
+            else:
+                plan = (min(2, self.draft_max), self.draft_max, max(1, self.draft_max // 2))
+                k = min(limit, plan[min(self._explored, 2)])
+                self._explored += 1
         else:
             k = self.best_k(limit)
             if k == 0:
@@ -91,16 +97,19 @@ class DraftLengthController:
             # a probe schedule that backed off stays backed off
             self._probe_every, self._off_rounds = old._probe_every, old._off_rounds
 
-    def predicted_rate(self, k: int) -> float:
-        a = min(self.acceptance, 0.999)
+    def predicted_rate(self, k: int, alpha: float | None = None) -> float:
+        a = min(self.acceptance if alpha is None else alpha, 0.999)
         tokens = (1 - a ** (k + 1)) / (1 - a)
         cost = k * (self.t_draft or 0.0) + self.verify_cost(k + 1) + self.overhead
         return tokens / cost if cost > 0 else 0.0
 
-    def best_k(self, limit: int) -> int:
-        alone = self.predicted_rate(0)
-        best = max(range(1, limit + 1), key=lambda k: (self.predicted_rate(k), -k), default=0)
-        return best if best and self.predicted_rate(best) > MARGIN * alone else 0
+    def best_k(self, limit: int, alpha: float | None = None) -> int:
+        """The draft length with the best predicted rate (at `alpha`, default the measured
+        acceptance); 0 unless it beats the target alone by MARGIN."""
+        alone = self.predicted_rate(0, alpha)
+        rates = {k: self.predicted_rate(k, alpha) for k in range(1, limit + 1)}
+        best = max(rates, key=lambda k: (rates[k], -k), default=0)
+        return best if best and rates[best] > MARGIN * alone else 0
 
     def verify_cost(self, n: int) -> float:
         if n in self.t_verify:
