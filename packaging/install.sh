@@ -81,5 +81,6 @@ else
   ln -sf "$VENV/bin/specchat" "$HOME/.local/bin/specchat"
   echo "linked $HOME/.local/bin/specchat (add $HOME/.local/bin to PATH if needed)"
 fi
-specchat doctor || true
-echo "next: specchat models check demo && specchat --pair demo"
+SPECCHAT_BIN="$(command -v specchat || echo "$HOME/.local/bin/specchat")"
+"$SPECCHAT_BIN" doctor || true
+echo "next: $SPECCHAT_BIN --pair demo"
