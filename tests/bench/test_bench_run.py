@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 
 from specchat.cli import main
+from specchat.engine.types import STATS_NAMES
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
-STATS_NAMES = ("prompt_tokens", "prompt_ms", "generated_tokens", "generation_ms",
-               "tokens_per_second", "ttft_ms", "drafted", "accepted", "acceptance_rate",
-               "target_passes", "tokens_per_pass", "draft_max")
 
 
 @pytest.fixture(scope="module")

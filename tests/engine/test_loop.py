@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from specchat.engine.types import (
+    STATS_NAMES,
     DoneEvent,
     DraftMode,
     GenerationSettings,
@@ -84,20 +85,7 @@ def test_stats_names_and_progress(tiny_target, tiny_draft):
     progress = [e for e in events if isinstance(e, ProgressEvent)]
     assert progress and progress[-1].stats.generated_tokens <= done.stats.generated_tokens
     d = done.stats.to_dict()
-    for key in (
-        "prompt_tokens",
-        "prompt_ms",
-        "generated_tokens",
-        "generation_ms",
-        "tokens_per_second",
-        "ttft_ms",
-        "drafted",
-        "accepted",
-        "acceptance_rate",
-        "target_passes",
-        "tokens_per_pass",
-        "draft_max",
-    ):
+    for key in STATS_NAMES:
         assert key in d
     assert done.stats.generated_tokens == len(done.token_ids) == 20
     assert done.stats.finish_reason == "length"

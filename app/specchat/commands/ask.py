@@ -7,21 +7,13 @@ import json
 import sys
 
 from specchat.commands.model_args import add_model_args, resolve_model_request
-from specchat.engine.types import DoneEvent, Message, NoticeEvent, Stats, TokenEvent
-
-STATS_KEYS = (
-    "prompt_tokens",
-    "prompt_ms",
-    "generated_tokens",
-    "generation_ms",
-    "tokens_per_second",
-    "ttft_ms",
-    "drafted",
-    "accepted",
-    "acceptance_rate",
-    "target_passes",
-    "tokens_per_pass",
-    "draft_max",
+from specchat.engine.types import (
+    STATS_NAMES,
+    DoneEvent,
+    Message,
+    NoticeEvent,
+    Stats,
+    TokenEvent,
 )
 
 
@@ -43,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def stats_json(stats: Stats) -> dict[str, object]:
     d = stats.to_dict()
-    out = {k: d[k] for k in STATS_KEYS}
+    out = {k: d[k] for k in STATS_NAMES}
     out.update({k: v for k, v in d.items() if k not in out})
     return out
 

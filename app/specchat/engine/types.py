@@ -75,6 +75,23 @@ class Origin(str, enum.Enum):
     TARGET = "target"  # produced by the target itself (the correction or bonus token)
 
 
+# The stats every surface reports under exactly these names (JSON, bench, UI), in this order.
+STATS_NAMES = (
+    "prompt_tokens",
+    "prompt_ms",
+    "generated_tokens",
+    "generation_ms",
+    "tokens_per_second",
+    "ttft_ms",
+    "drafted",
+    "accepted",
+    "acceptance_rate",
+    "target_passes",
+    "tokens_per_pass",
+    "draft_max",
+)
+
+
 @dataclass
 class Stats:
     """Generation statistics. Field names are the JSON names (see README)."""
