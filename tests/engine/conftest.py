@@ -86,6 +86,12 @@ class RecordingDrafter:
     def reset(self) -> None:
         self.inner.reset()
 
+    def lag(self, context) -> int:
+        return self.inner.lag(context)
+
+    def prepare(self, prompt) -> None:
+        self.inner.prepare(prompt)
+
     def begin(self, prompt, messages) -> None:
         self.inner.begin(prompt, messages)
 

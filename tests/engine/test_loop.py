@@ -12,12 +12,14 @@ from specchat.engine.types import (
     DraftMode,
     GenerationSettings,
     Message,
+    NoticeEvent,
     Origin,
     ProgressEvent,
     TokenEvent,
 )
 
 from .conftest import RecordingDrafter, chat, load, run
+from .tiny_gguf import write_tiny_llama
 
 PROMPTS = ["the cat is in the sea", "we and you", "a b c d e f g"]
 
@@ -27,12 +29,19 @@ PROMPTS = ["the cat is in the sea", "we and you", "a b c d e f g"]
 def test_greedy_speculative_equals_target_alone(tiny_target, tiny_draft, draft_max, adaptive):
     alone = load(tiny_target)
     spec = load(tiny_target, tiny_draft, draft_max=draft_max, adaptive=adaptive, p_min=0.0)
+    if adaptive:
+        # The tiny draft costs as much as its target, so the costs measured at load time would
+        # switch speculation off; pretend drafting is cheap so the adaptive path drafts.
+        spec.controller.t_draft = 1e-6
     try:
+        drafted = 0
         for prompt in PROMPTS:
             want = chat(alone, prompt)
             got = chat(spec, prompt)
             assert got.token_ids == want.token_ids
             assert got.text == want.text
+            drafted += got.stats.drafted
+        assert drafted > 0
     finally:
         alone.close()
         spec.close()
@@ -172,3 +181,35 @@ def test_sampling_is_reproducible_with_seed(tiny_target, tiny_draft):
     assert a.token_ids == b.token_ids
     assert a.token_ids != c.token_ids
     spec.close()
+
+
+def test_adaptive_never_runs_a_draft_that_cannot_pay(tiny_dir, tiny_target):
+    """A draft dearer than its target is judged from the costs measured at load time: it never
+    reads the prompt, never drafts, and the reply says why speculation is off."""
+    heavy = write_tiny_llama(tiny_dir / "heavy-draft.gguf", seed=0, n_embd=256, n_layer=4,
+                             n_ff=1024)
+    spec = load(tiny_target, heavy, draft_max=4)
+    try:
+        assert spec.controller.hopeless(4)
+        gen = GenerationSettings(max_tokens=30)
+        done, events = run(spec.chat([Message("user", PROMPTS[0])], gen))
+        assert done.stats.drafted == 0 and done.stats.generated_tokens > 0
+        assert spec.draft_model is not None and spec.draft_model.tokens == []
+        notices = [e.message for e in events if isinstance(e, NoticeEvent)]
+        assert any("speculation is off" in n and "not even a perfect draft" in n for n in notices)
+    finally:
+        spec.close()
+
+
+def test_draft_reads_the_prompt_with_the_target(tiny_target, tiny_draft):
+    """The draft's prompt evaluation belongs to prompt processing (time to first token), not to
+    the first round of decoding."""
+    spec = load(tiny_target, tiny_draft, draft_max=4, adaptive=False)
+    try:
+        msgs = [Message("user", PROMPTS[1])]
+        done, _ = run(spec.chat(msgs, GenerationSettings(max_tokens=1)))
+        assert done.stats.target_passes == 1  # no decoding round ran
+        assert spec.draft_model is not None
+        assert spec.draft_model.tokens == spec.tokenize_chat(msgs)
+    finally:
+        spec.close()

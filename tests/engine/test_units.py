@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specchat.engine.adaptive import DraftLengthController
+from specchat.engine.adaptive import HOPELESS_SHARE, PROBE_SHARE, DraftLengthController
 from specchat.engine.drafting import lookup
 from specchat.engine.sampling import distribution, sample, top_probability
 from specchat.engine.template import ChatTemplate, TemplateError
@@ -121,6 +121,66 @@ def test_controller_drafts_long_when_draft_is_cheap_and_right():
             round_s=0.0105 + 0.0015 * k,
         )
     assert c.next_k(8) >= 6
+
+
+def _seeded(t_draft: float) -> DraftLengthController:
+    """Costs as measured at load time: a 10 ms target token, batches growing 0.5 token/token."""
+    c = DraftLengthController(draft_max=6)
+    c.seed({1: 0.010, 3: 0.020, 7: 0.040}, t_draft=t_draft, t_catchup=0.002)
+    return c
+
+
+def test_controller_skips_exploring_a_draft_that_is_not_expected_to_pay():
+    c = _seeded(t_draft=0.003)  # pays only at high acceptance: not at the prior (2/3)
+    assert c.next_k(6) == 0 and c.switched_off
+    assert "not expected to pay" in c.reason()
+    assert _seeded(t_draft=0.0005).next_k(6) == 2  # a cheap draft is explored at once
+
+
+def test_controller_probes_only_within_its_time_budget():
+    c = _seeded(t_draft=0.003)
+    assert not c.hopeless(6)
+    asked: list[int] = []
+
+    def lag() -> int:
+        asked.append(1)
+        return 100  # 100 tokens to catch up: 0.2 s at 2 ms each
+
+    probe = c.probe_cost(2, 100)
+    assert probe == pytest.approx(2 * 0.003 + 0.020 - 0.010 + 100 * 0.002)
+    rounds = 0
+    while c.next_k(6, lag) == 0:
+        c.record(drafted=0, accepted=0, draft_s=0, verify_s=0.010, round_s=0.010)
+        rounds += 1
+        assert rounds < 10_000
+    # the probe came once the off time paid for it at PROBE_SHARE, not before
+    assert rounds == pytest.approx(probe / (0.010 * PROBE_SHARE), abs=1.5)
+    # the lag (costly to work out for some drafters) was asked only once the cheap test passed
+    assert 0 < len(asked) < rounds
+    # the budget starts again after a probe
+    c.record(drafted=2, accepted=0, draft_s=0.006, verify_s=0.020, round_s=0.026)
+    assert c.next_k(6, lag) == 0
+
+
+def test_controller_probes_a_hopeless_draft_even_more_rarely():
+    c = _seeded(t_draft=0.012)  # costs more than the target: not even a perfect draft pays
+    assert c.hopeless(6) and "not even a perfect draft" in c.reason()
+    rounds = 0
+    while c.next_k(6, lambda: 0) == 0:
+        c.record(drafted=0, accepted=0, draft_s=0, verify_s=0.010, round_s=0.010)
+        rounds += 1
+    assert rounds == pytest.approx(c.probe_cost(2, 0) / (0.010 * HOPELESS_SHARE), abs=1.5)
+
+
+def test_controller_learns_catch_up_cost_from_long_catch_ups_only():
+    c = _seeded(t_draft=0.006)
+    c.record(drafted=2, accepted=2, draft_s=0.01, verify_s=0.02, round_s=0.03,
+             catchup_s=0.5, catchup_tokens=100)
+    assert c.t_catchup == pytest.approx(0.002 + 0.25 * (0.005 - 0.002))
+    before = c.t_catchup
+    c.record(drafted=2, accepted=2, draft_s=0.01, verify_s=0.02, round_s=0.03,
+             catchup_s=0.5, catchup_tokens=2)  # steady-state catch-up: part of drafting
+    assert c.t_catchup == before
 
 
 def test_controller_fixed_length_when_not_adaptive():

@@ -167,10 +167,19 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
 
 def _engine_runner(engine, spec: SpecSettings, gen: GenerationSettings,
                    label: str) -> Callable[[Sequence[int], int, str, int], RunRecord]:
+    # Each mode keeps its own draft-length controller from run to run, as one chat session
+    # would: the adaptive mode must not start from what the fixed modes measured.
+    controller = None
+
     def fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
-        engine.set_spec(spec)
-        return run_engine_once(engine, toks, replace(gen, max_tokens=max_tokens), label,
-                               round_no, name)
+        nonlocal controller
+        engine.set_spec(spec, keep_measurements=False)
+        if controller is not None:
+            engine.controller = controller
+        record = run_engine_once(engine, toks, replace(gen, max_tokens=max_tokens), label,
+                                 round_no, name)
+        controller = engine.controller
+        return record
 
     return fn
 

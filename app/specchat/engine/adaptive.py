@@ -4,17 +4,22 @@ Model: with per-token acceptance a, a pass over k drafts yields (1 - a^(k+1)) / 
 and costs k·t_draft + t_verify(k+1). Every input is measured online: t_draft per drafted token,
 t_verify for each batch size seen (a straight line through them predicts the rest), and a. The
 controller picks the k with the best predicted tokens/second; k = 0 is the target alone, so when
-the draft does not pay, speculation switches off and is only probed now and then (with
-exponential back-off, so probing costs a few percent at most)."""
+the draft does not pay, speculation switches off and is only probed now and then.
+
+A probe is not free: the draft must first read everything written while it was off (its catch-up,
+hundreds of tokens after a long reply). Probes are therefore paid from a time budget: one happens
+only when its predicted cost, catch-up included, is at most PROBE_SHARE of the time spent with
+speculation off since the last one (HOPELESS_SHARE when not even a perfect draft would pay)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 EMA = 0.25  # weight of a new timing sample
 ACCEPT_DECAY = 0.97  # how fast old acceptance evidence fades (per round)
-PROBE_START = 64  # rounds with speculation off before the first probe (a probe costs a catch-up)
-PROBE_MAX = 2048
+PROBE_SHARE = 0.02  # most of the off time a probe may cost
+HOPELESS_SHARE = 0.005  # ...when the draft cannot pay even at full acceptance (costs may drift)
 # Speculate only when the model predicts a clear gain: timings are noisy, and a borderline
 # draft length that loses on this hardware costs more than the small win it might bring.
 MARGIN = 1.05
@@ -28,6 +33,7 @@ class DraftLengthController:
     draft_min: int = 0
     t_draft: float | None = None  # seconds per drafted token
     t_verify: dict[int, float] = field(default_factory=dict)  # batch size -> seconds
+    t_catchup: float | None = None  # seconds per token the draft reads to catch up (batched)
     overhead: float = 0.0  # per-round time outside drafting and verification
     _succ: float = 2.0  # decayed accepted count (prior: a = 2/3)
     _fail: float = 1.0  # decayed rejection count
@@ -35,8 +41,8 @@ class DraftLengthController:
     _explored: int = 0
     _since_neighbour: int = 0
     _neighbour_up: bool = True
-    _off_rounds: int = 0
-    _probe_every: int = PROBE_START
+    _off_s: float = 0.0  # time with speculation off since the last probe
+    _drafted_rounds: int = 0
     last_k: int = 0
     switched_off: bool = False
 
@@ -44,18 +50,21 @@ class DraftLengthController:
     def acceptance(self) -> float:
         return self._succ / (self._succ + self._fail)
 
-    def next_k(self, limit: int) -> int:
-        """Draft length for the next round, at most `limit` (context room, max_tokens)."""
+    def next_k(self, limit: int, lag: Callable[[], int] | None = None) -> int:
+        """Draft length for the next round, at most `limit` (context room, max_tokens).
+        `lag` says how many tokens the drafter must read before it can draft (asked only when
+        a probe is being considered)."""
         limit = min(limit, self.draft_max)
         if not self.adaptive or limit <= 0:
             k = max(limit, 0)
         elif 1 not in self.t_verify:
             k = 0  # measure the target alone first: it is the baseline to beat
         elif self._explored < 3 or len(self.t_verify) < 2:
-            # Explore cheaply first (k=2); if even that predicts no gain, stop exploring. Else try
-            # the long and a middle length, so verify costs are interpolated, not extrapolated.
-            hopeless = self.t_draft is not None and self.best_k(limit, alpha=1.0) == 0
-            if self._explored == 1 and hopeless:  # no gain even if every draft were accepted
+            # Explore cheaply first (k=2), unless the costs measured at load time predict no
+            # gain at the prior acceptance (then budgeted probes measure it), or not even a
+            # perfect draft would pay. Then try the long and a middle length, so verify costs
+            # are interpolated, not extrapolated.
+            if self._not_worth_exploring(limit):
                 self._explored = 3
                 k = 0
             else:
@@ -65,13 +74,10 @@ class DraftLengthController:
         else:
             k = self.best_k(limit)
             if k == 0:
-                self._off_rounds += 1
-                if self._off_rounds >= self._probe_every:  # look again, cheaply
-                    self._off_rounds = 0
-                    self._probe_every = min(self._probe_every * 2, PROBE_MAX)
+                if self._probe_due(limit, lag):  # look again, cheaply
+                    self._off_s = 0.0
                     k = min(limit, 2)
             else:
-                self._probe_every = PROBE_START
                 self._since_neighbour += 1
                 if self._since_neighbour >= NEIGHBOUR_EVERY:
                     self._since_neighbour = 0
@@ -84,18 +90,80 @@ class DraftLengthController:
         self.last_k = k
         return k
 
+    def _not_worth_exploring(self, limit: int) -> bool:
+        seeded = self._explored == 0 and self.t_draft is not None
+        return (seeded and not self.best_k(limit)) or self.hopeless(limit)
+
+    def expects_to_draft(self) -> bool:
+        """Whether the next rounds will likely draft (so the drafter should read the prompt
+        now, with the target's, rather than inside the first round)."""
+        if self.draft_max <= 0 or not self.adaptive:
+            return self.draft_max > 0
+        if 1 not in self.t_verify:
+            return False
+        if self._explored < 3:
+            return not self._not_worth_exploring(self.draft_max)
+        return self.best_k(self.draft_max) > 0
+
+    def hopeless(self, limit: int) -> bool:
+        """True when the measured costs say no draft length pays even at full acceptance."""
+        return self.t_draft is not None and self.best_k(limit, alpha=1.0) == 0
+
+    def probe_cost(self, k: int, lag: int) -> float:
+        """Predicted extra time of one probe round of k drafts after `lag` tokens of catch-up."""
+        t_draft = self.t_draft or 0.0
+        extra = k * t_draft + self.verify_cost(k + 1) - self.verify_cost(1)
+        return max(extra, 0.0) + lag * (self.t_catchup or t_draft)
+
+    def _probe_due(self, limit: int, lag: Callable[[], int] | None) -> bool:
+        share = HOPELESS_SHARE if self.hopeless(limit) else PROBE_SHARE
+        k = min(limit, 2)
+        budget = self._off_s * share
+        if budget < self.probe_cost(k, 0):
+            return False  # cheap test first: the catch-up only adds to this
+        return budget >= self.probe_cost(k, lag() if lag is not None else 0)
+
+    def seed(
+        self,
+        t_verify: dict[int, float],
+        t_draft: float | None,
+        t_catchup: float | None,
+    ) -> None:
+        """Start from costs measured at load time (costs.measure_load_costs); the loop's own
+        measurements refine them."""
+        for n, t in t_verify.items():
+            self.t_verify.setdefault(n, t)
+        if self.t_draft is None:
+            self.t_draft = t_draft
+        if self.t_catchup is None:
+            self.t_catchup = t_catchup
+
+    def reason(self) -> str:
+        """Why speculation is off, in numbers a user can check."""
+        one = self.verify_cost(1)
+        if not self.t_draft or one <= 0:
+            return "the draft does not pay"
+        costs = (
+            f"a drafted token costs {self.t_draft / one:.0%} of a target token and checking 2 "
+            f"drafts {self.verify_cost(3) / one:.1f}× one"
+        )
+        if self.hopeless(self.draft_max):
+            return f"not even a perfect draft pays on this hardware ({costs})"
+        if self._drafted_rounds == 0:
+            return f"the draft is not expected to pay on this hardware ({costs})"
+        return f"at {self.acceptance:.0%} acceptance the draft does not pay ({costs})"
+
     def learn_from(self, old: DraftLengthController, same_drafter: bool) -> None:
         """Keep what an earlier controller measured: target costs always, draft costs and
         acceptance when the drafter is the same (settings changed between replies)."""
         self.t_verify = dict(old.t_verify)
         self.overhead = old.overhead
         if same_drafter and old.t_draft is not None:
-            self.t_draft = old.t_draft
+            self.t_draft, self.t_catchup = old.t_draft, old.t_catchup
             self._succ, self._fail = old._succ, old._fail
-            if len(self.t_verify) >= 2:
+            if len(self.t_verify) >= 2 and old._explored >= 3:
                 self._explored = 3  # costs are known: no need to explore again
-            # a probe schedule that backed off stays backed off
-            self._probe_every, self._off_rounds = old._probe_every, old._off_rounds
+            self._off_s = old._off_s  # the probe budget carries over
 
     def predicted_rate(self, k: int, alpha: float | None = None) -> float:
         a = min(self.acceptance if alpha is None else alpha, 0.999)
@@ -133,10 +201,21 @@ class DraftLengthController:
         draft_s: float,
         verify_s: float,
         round_s: float,
+        catchup_s: float = 0.0,
+        catchup_tokens: int = 0,
     ) -> None:
-        """Feed back one round: tokens drafted and accepted, and where the time went."""
+        """Feed back one round: tokens drafted and accepted, where the time went, and the
+        drafter's catch-up after a pause (not part of round_s)."""
         self._rounds += 1
+        if catchup_tokens > 2:
+            per_token = catchup_s / catchup_tokens
+            self.t_catchup = (
+                per_token if self.t_catchup is None else _ema(self.t_catchup, per_token)
+            )
+        if self.last_k == 0 and drafted == 0:
+            self._off_s += round_s
         if drafted > 0:
+            self._drafted_rounds += 1
             per_token = draft_s / drafted
             self.t_draft = per_token if self.t_draft is None else _ema(self.t_draft, per_token)
             self._succ = self._succ * ACCEPT_DECAY + accepted

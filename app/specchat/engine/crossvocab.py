@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from specchat.engine.drafting import Draft, ModelDrafter
+from specchat.engine.drafting import Draft, ModelDrafter, common_prefix
 from specchat.engine.llama import LlamaModel
 from specchat.engine.template import CHATML, ChatTemplate
 from specchat.engine.types import GenerationSettings, Message
@@ -64,9 +64,19 @@ class CrossVocabDrafter:
         )
         self._prompt_len = 0
         self._draft_prompt: list[int] = []
+        self._prompt_lag = 0  # draft-prompt tokens not in the draft's cache yet
+        self._synced = 0  # context length (target tokens) at the last proposal
 
     def reset(self) -> None:
         self.inner.reset()
+
+    def lag(self, context: Sequence[int]) -> int:
+        # Reply tokens count as draft tokens: the two vocabularies cut text about alike.
+        return self._prompt_lag + len(context) - max(self._synced, self._prompt_len)
+
+    def prepare(self, prompt: Sequence[int]) -> None:
+        self.inner.catch_up(self._draft_prompt)
+        self._prompt_lag, self._synced = 0, len(prompt)
 
     def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
         """A new reply: render the conversation for the draft in its own format."""
@@ -80,6 +90,7 @@ class CrossVocabDrafter:
         if len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
             tokens = tokens[1:]
         self._draft_prompt = tokens
+        self._prompt_lag = len(tokens) - common_prefix(self.draft.tokens, tokens)
 
     def propose(
         self,
@@ -98,6 +109,7 @@ class CrossVocabDrafter:
             reply.decode("utf-8", errors="replace"), add_special=False, parse_special=False
         )
         draft_ctx = self._draft_prompt + reply_tokens
+        self._prompt_lag, self._synced = 0, len(context)
         t1 = time.perf_counter()
         inner = self.inner.propose(draft_ctx, n + 1, GREEDY, rng)
         ended = bool(inner.tokens) and self.draft.is_eog(inner.tokens[-1])

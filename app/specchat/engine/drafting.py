@@ -44,6 +44,12 @@ class Drafter(Protocol):
     def reset(self) -> None:
         """Forget cached state (called when the target's cache is cleared)."""
 
+    def lag(self, context: Sequence[int]) -> int:
+        """About how many tokens the drafter must read before it can draft after `context`."""
+
+    def prepare(self, prompt: Sequence[int]) -> None:
+        """Read the prompt now (prompt processing), so drafting starts without catching up."""
+
     def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
         """A new reply starts after `prompt` (from `messages`, when it came from a chat)."""
 
@@ -66,6 +72,13 @@ class ModelDrafter:
 
     def reset(self) -> None:
         self.model.reset()
+
+    def lag(self, context: Sequence[int]) -> int:
+        # The cache holds a prefix of the context (up to the last rejected drafts): cheap estimate.
+        return max(len(context) - len(self.model.tokens), 1)
+
+    def prepare(self, prompt: Sequence[int]) -> None:
+        self.catch_up(prompt)
 
     def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
         pass
@@ -133,6 +146,12 @@ class LookupDrafter:
         self.ngram_min = ngram_min
 
     def reset(self) -> None:
+        pass
+
+    def lag(self, context: Sequence[int]) -> int:
+        return 0
+
+    def prepare(self, prompt: Sequence[int]) -> None:
         pass
 
     def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from specchat.engine.adaptive import DraftLengthController
+from specchat.engine.adaptive import PROBE_SHARE, DraftLengthController
 from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
+from specchat.engine.costs import LoadCosts, measure_load_costs, warm_up
 from specchat.engine.drafting import Drafter, LookupDrafter, ModelDrafter, common_prefix
 from specchat.engine.llama import LlamaModel, backend_name, default_threads
 from specchat.engine.sampling import distribution, greedy, sample
@@ -98,6 +99,11 @@ class SpeculativeEngine:
         self._spec = spec
         self._drafter: Drafter | None = None
         self._threadpool: SharedThreadpool | None = None
+        warm_up(target)
+        self._load_costs = LoadCosts()
+        if draft is not None:
+            warm_up(draft)
+            self._load_costs = measure_load_costs(target, draft, spec.draft_max)
         self.set_spec(spec)
 
     @classmethod
@@ -133,7 +139,9 @@ class SpeculativeEngine:
     def spec(self) -> SpecSettings:
         return self._spec
 
-    def set_spec(self, spec: SpecSettings) -> None:
+    def set_spec(self, spec: SpecSettings, *, keep_measurements: bool = True) -> None:
+        """Change speculative settings. The draft-length controller keeps what it measured
+        (target costs; draft costs and acceptance for the same drafter) unless told not to."""
         if spec.draft_max > MAX_DRAFT:
             raise SpecchatError(f"draft_max must be at most {MAX_DRAFT} (got {spec.draft_max})")
         if spec.mode is DraftMode.MODEL:
@@ -159,8 +167,13 @@ class SpeculativeEngine:
             adaptive=spec.adaptive,
             draft_min=spec.draft_min,
         )
-        if old is not None:
+        if old is not None and keep_measurements:
             self.controller.learn_from(old, same_drafter)
+        costs = self._load_costs
+        if spec.mode is DraftMode.MODEL:
+            self.controller.seed(costs.t_verify, costs.t_draft, costs.t_catchup)
+        else:  # prompt lookup drafts for free (or nothing drafts)
+            self.controller.seed(costs.t_verify, 0.0, 0.0)
 
     @property
     def info(self) -> EngineInfo:
@@ -281,6 +294,8 @@ class SpeculativeEngine:
         target.truncate(keep)
         stats.cached_prompt_tokens = len(target.tokens)
         target.decode(prompt[len(target.tokens) :], logits="last")
+        if drafter is not None and ctrl.expects_to_draft():
+            drafter.prepare(prompt)  # the draft reads the prompt too, before the first token
         pending: list[tuple[int, Origin]] = [(pick(target.logits(-1)), Origin.TARGET)]
         t_first = time.perf_counter()
         stats.prompt_ms = (t_first - t_start) * 1000
@@ -321,10 +336,14 @@ class SpeculativeEngine:
 
             # One round: draft up to k tokens, verify them with the last token in one pass.
             t_round = time.perf_counter()
-            k = ctrl.next_k(min(room, settings.max_tokens - len(out_ids) - 1)) if drafter else 0
+            k = 0
+            if drafter is not None:
+                limit = min(room, settings.max_tokens - len(out_ids) - 1)
+                k = ctrl.next_k(limit, lag=lambda: drafter.lag(seq))
             draft_tokens: list[int] = []
             q = None
-            draft_s = paused_s = 0.0
+            draft_s = paused_s = catchup_s = 0.0
+            catchup_tokens = 0
             if k > 0 and drafter is not None:
                 draft = drafter.propose(seq, k, settings, rng)
                 draft_tokens, q = draft.tokens[:k], draft.q
@@ -333,6 +352,7 @@ class SpeculativeEngine:
                 steady = min(1.0, 2 / max(draft.catchup_tokens, 1))
                 draft_s = draft.draft_s + draft.catchup_s * steady
                 paused_s = draft.catchup_s * (1 - steady)
+                catchup_s, catchup_tokens = draft.catchup_s, draft.catchup_tokens
             n_before = len(target.tokens)
             t_verify = time.perf_counter()
             target.decode([seq[-1], *draft_tokens], logits="all" if draft_tokens else "last")
@@ -359,6 +379,8 @@ class SpeculativeEngine:
                     draft_s=draft_s,
                     verify_s=t_end - t_verify,
                     round_s=t_end - t_round - paused_s,
+                    catchup_s=catchup_s,
+                    catchup_tokens=catchup_tokens,
                 )
                 stats.draft_max = ctrl.last_k if ctrl.adaptive else ctrl.draft_max
 
@@ -372,8 +394,8 @@ class SpeculativeEngine:
         self._update_rates(stats, t_first)
         if drafter is not None and ctrl.switched_off:
             yield NoticeEvent(
-                "speculation is off for now: the draft does not pay on this hardware and text "
-                f"(acceptance {stats.acceptance_rate:.0%}); it is probed again now and then"
+                f"speculation is off for now: {ctrl.reason()}; it is tried again when a try costs "
+                f"under {PROBE_SHARE:.0%} of the time since the last one"
             )
         yield DoneEvent(stream.text, tuple(out_ids), stats)
 
