@@ -77,6 +77,7 @@ class RecordingDrafter:
         self.inner = inner
         self.prompt_len = prompt_len
         self.proposals: list[tuple[int, list[int]]] = []
+        self.typical_acceptance = inner.typical_acceptance
 
     def propose(self, context, n, settings, rng):
         draft = self.inner.propose(context, n, settings, rng)

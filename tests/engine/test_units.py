@@ -130,16 +130,46 @@ def _seeded(t_draft: float) -> DraftLengthController:
     return c
 
 
-def test_controller_skips_exploring_a_draft_that_is_not_expected_to_pay():
-    c = _seeded(t_draft=0.003)  # pays only at high acceptance: not at the prior (2/3)
-    assert c.next_k(6) == 0 and c.switched_off
-    assert "not expected to pay" in c.reason()
-    assert _seeded(t_draft=0.0005).next_k(6) == 2  # a cheap draft is explored at once
+def test_controller_stops_exploring_once_even_optimism_predicts_no_gain():
+    # pays only at high acceptance (at 100%: 1.2x at k=6); not hopeless, so it explores
+    c = _seeded(t_draft=0.003)
+    assert not c.hopeless(6) and c.expects_to_draft()
+    assert c.next_k(6) == 2
+    c.record(drafted=2, accepted=2, draft_s=0.006, verify_s=0.020, round_s=0.026)
+    assert c.next_k(6) == 6  # all accepted: keep exploring
+    c.record(drafted=6, accepted=1, draft_s=0.018, verify_s=0.040, round_s=0.058)
+    assert c.next_k(6) == 0 and c.switched_off  # a rejection early on: stop
+    assert not c.expects_to_draft()
+    assert "acceptance" in c.reason()
+
+
+def test_controller_explores_only_where_the_drafters_typical_acceptance_pays():
+    """A cross-vocabulary draft (typically ~50% accepted) that would pay only near 100% is not
+    explored at all: exploring would cost its whole prompt evaluation."""
+    c = DraftLengthController(draft_max=6, typical_acceptance=0.6)
+    c.seed({1: 0.010, 3: 0.020, 7: 0.040}, t_draft=0.003, t_catchup=0.002)
+    assert not c.hopeless(6) and not c.expects_to_draft()
+    assert c.next_k(6) == 0 and "not expected to pay" in c.reason()
+    gpu = DraftLengthController(draft_max=6, typical_acceptance=0.6)  # verify ~ one token
+    gpu.seed({1: 0.010, 3: 0.011, 7: 0.013}, t_draft=0.001, t_catchup=0.0002)
+    assert gpu.expects_to_draft() and gpu.next_k(6) == 2
+
+
+def test_controller_keeps_exploring_a_draft_that_agrees():
+    c = _seeded(t_draft=0.003)
+    ks = []
+    for _ in range(12):
+        k = c.next_k(6)
+        ks.append(k)
+        c.record(drafted=k, accepted=k, draft_s=0.003 * k, verify_s=0.010 + 0.005 * k,
+                 round_s=0.010 + 0.008 * k)
+    assert ks[:3] == [2, 6, 3] and min(ks[3:]) >= 1  # explored all three, then kept drafting
 
 
 def test_controller_probes_only_within_its_time_budget():
     c = _seeded(t_draft=0.003)
-    assert not c.hopeless(6)
+    assert c.next_k(6) == 2  # explores; the draft is rejected at once: speculation goes off
+    c.record(drafted=2, accepted=0, draft_s=0.006, verify_s=0.020, round_s=0.026)
     asked: list[int] = []
 
     def lag() -> int:

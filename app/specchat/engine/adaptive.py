@@ -31,6 +31,9 @@ class DraftLengthController:
     draft_max: int
     adaptive: bool = True
     draft_min: int = 0
+    # Acceptance a drafter of this kind usually reaches: no exploration unless it would pay at
+    # this rate (1.0: explore whenever a perfect draft would pay).
+    typical_acceptance: float = 1.0
     t_draft: float | None = None  # seconds per drafted token
     t_verify: dict[int, float] = field(default_factory=dict)  # batch size -> seconds
     t_catchup: float | None = None  # seconds per token the draft reads to catch up (batched)
@@ -43,6 +46,8 @@ class DraftLengthController:
     _neighbour_up: bool = True
     _off_s: float = 0.0  # time with speculation off since the last probe
     _drafted_rounds: int = 0
+    _raw_succ: int = 0  # accepted drafts, never decayed (exploration decisions)
+    _raw_fail: int = 0  # rounds with a rejection, never decayed
     last_k: int = 0
     switched_off: bool = False
 
@@ -60,10 +65,10 @@ class DraftLengthController:
         elif 1 not in self.t_verify:
             k = 0  # measure the target alone first: it is the baseline to beat
         elif self._explored < 3 or len(self.t_verify) < 2:
-            # Explore cheaply first (k=2), unless the costs measured at load time predict no
-            # gain at the prior acceptance (then budgeted probes measure it), or not even a
-            # perfect draft would pay. Then try the long and a middle length, so verify costs
-            # are interpolated, not extrapolated.
+            # Explore cheaply first (k=2), unless not even a perfect draft would pay (costs
+            # measured at load time, then in the loop). Then try the long and a middle length,
+            # so verify costs are interpolated, not extrapolated; stop as soon as even an
+            # optimistic reading of the acceptance seen so far predicts no gain.
             if self._not_worth_exploring(limit):
                 self._explored = 3
                 k = 0
@@ -91,8 +96,17 @@ class DraftLengthController:
         return k
 
     def _not_worth_exploring(self, limit: int) -> bool:
-        seeded = self._explored == 0 and self.t_draft is not None
-        return (seeded and not self.best_k(limit)) or self.hopeless(limit)
+        if self.hopeless(limit):
+            return True
+        if self._explored == 0:  # nothing seen yet: what this kind of drafter usually gets
+            return self.t_draft is not None and not self.best_k(limit, self.typical_acceptance)
+        return not self.best_k(limit, alpha=self.optimistic_acceptance)
+
+    @property
+    def optimistic_acceptance(self) -> float:
+        """Acceptance seen so far plus two imagined successes: one rejection in a short
+        exploration is weak evidence, but enough to stop where only near-full acceptance pays."""
+        return (self._raw_succ + 2) / (self._raw_succ + self._raw_fail + 2)
 
     def expects_to_draft(self) -> bool:
         """Whether the next rounds will likely draft (so the drafter should read the prompt
@@ -161,8 +175,8 @@ class DraftLengthController:
         if same_drafter and old.t_draft is not None:
             self.t_draft, self.t_catchup = old.t_draft, old.t_catchup
             self._succ, self._fail = old._succ, old._fail
-            if len(self.t_verify) >= 2 and old._explored >= 3:
-                self._explored = 3  # costs are known: no need to explore again
+            self._raw_succ, self._raw_fail = old._raw_succ, old._raw_fail
+            self._explored = old._explored  # what was explored need not be explored again
             self._off_s = old._off_s  # the probe budget carries over
 
     def predicted_rate(self, k: int, alpha: float | None = None) -> float:
@@ -220,6 +234,8 @@ class DraftLengthController:
             self.t_draft = per_token if self.t_draft is None else _ema(self.t_draft, per_token)
             self._succ = self._succ * ACCEPT_DECAY + accepted
             self._fail = self._fail * ACCEPT_DECAY + (1 if accepted < drafted else 0)
+            self._raw_succ += accepted
+            self._raw_fail += 1 if accepted < drafted else 0
         n = drafted + 1
         prev = self.t_verify.get(n)
         self.t_verify[n] = verify_s if prev is None else _ema(prev, verify_s)

@@ -31,6 +31,10 @@ class Draft:
 
 
 class Drafter(Protocol):
+    # Acceptance this kind of drafter usually reaches (the controller explores it only where
+    # it would pay at this rate; 1.0: wherever a perfect draft would pay).
+    typical_acceptance: float
+
     def propose(
         self,
         context: Sequence[int],
@@ -65,6 +69,8 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class ModelDrafter:
     """A small GGUF model with the target's vocabulary. Its KV cache follows the accepted text:
     each call reuses the longest common prefix and evaluates only what is new."""
+
+    typical_acceptance = 1.0
 
     def __init__(self, model: LlamaModel, p_min: float) -> None:
         self.model = model
@@ -140,6 +146,8 @@ class ModelDrafter:
 class LookupDrafter:
     """Prompt lookup: find the latest earlier occurrence of the context's last n-gram and propose
     what followed it. No model; shines when the reply repeats the prompt (edits, code)."""
+
+    typical_acceptance = 1.0
 
     def __init__(self, ngram_max: int = 4, ngram_min: int = 1) -> None:
         self.ngram_max = ngram_max

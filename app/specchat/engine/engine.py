@@ -166,6 +166,7 @@ class SpeculativeEngine:
             draft_max=spec.draft_max if self._drafter else 0,
             adaptive=spec.adaptive,
             draft_min=spec.draft_min,
+            typical_acceptance=self._drafter.typical_acceptance if self._drafter else 1.0,
         )
         if old is not None and keep_measurements:
             self.controller.learn_from(old, same_drafter)
