@@ -197,6 +197,8 @@ def test_adaptive_never_runs_a_draft_that_cannot_pay(tiny_dir, tiny_target):
         assert spec.draft_model is not None and spec.draft_model.tokens == []
         notices = [e.message for e in events if isinstance(e, NoticeEvent)]
         assert any("speculation is off" in n and "not even a perfect draft" in n for n in notices)
+        _, again = run(spec.chat([Message("user", PROMPTS[1])], gen))
+        assert not any(isinstance(e, NoticeEvent) for e in again)  # said once, not every reply
     finally:
         spec.close()
 

@@ -32,45 +32,67 @@ def _timed_pass(model: LlamaModel, tokens: Sequence[int]) -> float:
     return time.perf_counter() - t
 
 
-def measure_physics(target: LlamaModel, draft: LlamaModel | None, context: Sequence[int],
-                    max_n: int, reps: int = 5) -> Physics:
-    """Time target-alone runs and draft-then-verify rounds of every size up to max_n after
-    `context` (evaluated first). Medians over reps; one warm-up rep is discarded."""
-    ctx = list(context)[: max(1, min(len(context), 256))]
-    fill = [ctx[i % len(ctx)] for i in range(max(max_n, ALONE_RUN))]
-    target.reset()
-    target.decode(ctx, "last")
-    if draft is not None:
-        draft.reset()
-        draft.decode(ctx, "last")
-    base = len(ctx)
-    alone: list[float] = []
-    verify: dict[int, list[float]] = {n: [] for n in range(2, max_n + 1)}
-    drafting: list[float] = []
-    for rep in range(reps + 1):
+class PhysicsSampler:
+    """Collects timings one repetition at a time, so that a benchmark can spread them over its
+    whole run: the machine's speed drifts, and the physics must see the same drift as the runs
+    they predict."""
+
+    def __init__(self, target: LlamaModel, draft: LlamaModel | None, context: Sequence[int],
+                 max_n: int) -> None:
+        self.target, self.draft, self.max_n = target, draft, max_n
+        self.ctx = list(context)[: max(1, min(len(context), 256))]
+        self.fill = [self.ctx[i % len(self.ctx)] for i in range(max(max_n, ALONE_RUN))]
+        self.alone: list[float] = []
+        self.verify: dict[int, list[float]] = {n: [] for n in range(2, max_n + 1)}
+        self.drafting: list[float] = []
+
+    def rep(self, keep: bool = True) -> None:
+        """One repetition: target-alone passes, then a draft-and-verify round of every size.
+        Both caches are left empty. `keep=False` times a warm-up and discards it."""
+        target, draft, fill = self.target, self.draft, self.fill
+        target.reset()
+        target.decode(self.ctx, "last")
+        if draft is not None:
+            draft.reset()
+            draft.decode(self.ctx, "last")
+        base = len(self.ctx)
         times = [_timed_pass(target, fill[i : i + 1]) for i in range(ALONE_RUN)]
         target.truncate(base)
-        if rep:
-            alone.extend(times)
-        for n in range(2, max_n + 1):
+        if keep:
+            self.alone.extend(times)
+        for n in range(2, self.max_n + 1):
             if draft is not None:
                 times = [_timed_pass(draft, fill[i : i + 1]) for i in range(n - 1)]
                 draft.truncate(base)
-                if rep:
-                    drafting.extend(times)
+                if keep:
+                    self.drafting.extend(times)
             dt = _timed_pass(target, fill[:n])
             target.truncate(base)
-            if rep:
-                verify[n].append(dt)
-    target.reset()
-    if draft is not None:
-        draft.reset()
-    one = statistics.median(alone)
-    b = {1: 1.0} | {n: statistics.median(ts) / one for n, ts in verify.items()}
-    d_one = statistics.median(drafting) if drafting else None
-    return Physics(
-        target_token_ms=one * 1000,
-        draft_token_ms=None if d_one is None else d_one * 1000,
-        c=None if d_one is None else d_one / one,
-        b=b,
-    )
+            if keep:
+                self.verify[n].append(dt)
+        target.reset()
+        if draft is not None:
+            draft.reset()
+
+    def result(self) -> Physics:
+        """Medians over every kept repetition."""
+        one = statistics.median(self.alone)
+        b = {1: 1.0} | {n: statistics.median(ts) / one for n, ts in self.verify.items()}
+        d_one = statistics.median(self.drafting) if self.drafting else None
+        return Physics(
+            target_token_ms=one * 1000,
+            draft_token_ms=None if d_one is None else d_one * 1000,
+            c=None if d_one is None else d_one / one,
+            b=b,
+        )
+
+
+def measure_physics(target: LlamaModel, draft: LlamaModel | None, context: Sequence[int],
+                    max_n: int, reps: int = 5) -> Physics:
+    """Time target-alone runs and draft-then-verify rounds of every size up to max_n after
+    `context`, all at once. Medians over reps; one warm-up rep is discarded."""
+    sampler = PhysicsSampler(target, draft, context, max_n)
+    sampler.rep(keep=False)
+    for _ in range(reps):
+        sampler.rep()
+    return sampler.result()

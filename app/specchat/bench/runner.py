@@ -17,7 +17,7 @@ from specchat.bench.peers import (
     parse_native_spec,
     run_native,
 )
-from specchat.bench.physics import measure_physics
+from specchat.bench.physics import PhysicsSampler
 from specchat.bench.prompts import BenchPrompt
 from specchat.bench.results import BASELINE, ModeSpecInfo, Physics, RunRecord
 from specchat.bench.rss import PeakRss
@@ -136,8 +136,13 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
                                     f"{max_tokens} does not fit --n-ctx {n_ctx}")
         progress("measuring c and b(k)")
         kmax = max([*cfg.draft_lengths, cfg.adaptive_max or 1])
-        run.physics = measure_physics(engine.target, engine.draft_model, prompts[0][1],
-                                      kmax + 1, cfg.physics_reps)
+        physics = PhysicsSampler(engine.target, engine.draft_model, prompts[0][1], kmax + 1)
+        # The physics reps are spread over the run (one before each prompt of each round,
+        # the rest up front), so that they see the same drift of the machine as the runs.
+        groups = cfg.rounds * len(prompts)
+        physics.rep(keep=False)
+        for _ in range(max(cfg.physics_reps - groups, 0)):
+            physics.rep()
         runners: list[tuple[ModeSpecInfo, Callable[[Sequence[int], int, str, int], RunRecord]]] = []
         for info, spec in modes:
             runners.append((info, _engine_runner(engine, spec, gen, info.label)))
@@ -155,9 +160,12 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
         for r in range(cfg.rounds):
             order = runners[r % len(runners):] + runners[: r % len(runners)]
             for name, toks in prompts:
+                progress(f"round {r + 1}/{cfg.rounds} {name} physics")
+                physics.rep()
                 for info, fn in order:
                     progress(f"round {r + 1}/{cfg.rounds} {name} {info.label}")
                     run.records.append(fn(toks, max_tokens, name, r))
+        run.physics = physics.result()
     finally:
         if peer is not None:
             peer.close()

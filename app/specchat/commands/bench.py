@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--no-lookup", action="store_true", help="skip the prompt-lookup mode")
     g.add_argument("--no-warmup", action="store_true", help="skip the warm-up runs")
     g.add_argument("--physics-reps", type=int, default=5, metavar="N",
-                   help="repetitions when timing c and b(k) (default: 5)")
+                   help="repetitions when timing c and b(k): one before each prompt of each "
+                   "round, the rest up front (default: 5)")
     g.add_argument("--llcpp-peer", action="store_true",
                    help="also run llama-cpp-python's own Llama(draft_model=prompt lookup) path")
     g.add_argument("--llama-cpp-bin", type=Path, metavar="DIR",

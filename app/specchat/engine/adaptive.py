@@ -38,8 +38,8 @@ class DraftLengthController:
     t_verify: dict[int, float] = field(default_factory=dict)  # batch size -> seconds
     t_catchup: float | None = None  # seconds per token the draft reads to catch up (batched)
     overhead: float = 0.0  # per-round time outside drafting and verification
-    _succ: float = 2.0  # decayed accepted count (prior: a = 2/3)
-    _fail: float = 1.0  # decayed rejection count
+    _succ: float = 0.7  # decayed accepted count (prior: a = 0.7, worth one round of evidence)
+    _fail: float = 0.3  # decayed rejection count
     _rounds: int = 0
     _explored: int = 0
     _since_neighbour: int = 0

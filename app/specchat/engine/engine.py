@@ -159,6 +159,7 @@ class SpeculativeEngine:
             self._drafter = LookupDrafter(spec.lookup_ngram_max, spec.lookup_ngram_min)
         else:
             self._drafter = None
+        self._said_off = False
         old = getattr(self, "controller", None)
         same_drafter = old is not None and self._spec.mode is spec.mode
         self._spec = spec
@@ -393,7 +394,9 @@ class SpeculativeEngine:
         stats.generated_tokens = len(out_ids)
         stats.finish_reason = finish
         self._update_rates(stats, t_first)
-        if drafter is not None and ctrl.switched_off:
+        announce = drafter is not None and ctrl.switched_off and not self._said_off
+        self._said_off = drafter is not None and ctrl.switched_off  # say it once, not every reply
+        if announce:
             yield NoticeEvent(
                 f"speculation is off for now: {ctrl.reason()}; it is tried again when a try costs "
                 f"under {PROBE_SHARE:.0%} of the time since the last one"
