@@ -52,6 +52,22 @@ def test_summarize() -> None:
     assert adaptive.predicted_speedup == pytest.approx(max(1.0, best))
 
 
+def test_prediction_is_the_median_of_per_run_predictions() -> None:
+    """Prompts differ in acceptance; the prediction is summarized like the measurement (median
+    over runs), each run predicted at its own α, not at one pooled α."""
+    def pred(a: float) -> float:
+        return (1 - a**5) / ((1 - a) * (4 * 0.1 + 3.5)) if a < 1 else 5 / (4 * 0.1 + 3.5)
+
+    recs = []
+    for rnd, passes in enumerate([((4, 4),) * 3, ((4, 0),) * 3, ((4, 1),) * 3]):
+        recs.append(RunRecord("target", rnd, "p", IDS, 10.0, 100.0))
+        recs.append(RunRecord("k=4", rnd, "p", IDS, 10.0, 100.0, passes=passes))
+    _, k4, _ = summarize(MODES, recs, PHYSICS)
+    assert k4.predicted_speedup == pytest.approx(pred(0.5))  # the runs' α: 1, 0, 0.5
+    pooled = 15 / 21  # 15 accepted, 6 rejections
+    assert k4.alpha == pytest.approx(pooled) and pred(pooled) > pred(0.5)
+
+
 def test_json_document_schema() -> None:
     recs = _records()
     summaries = summarize(MODES, recs, PHYSICS)

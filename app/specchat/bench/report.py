@@ -69,7 +69,10 @@ def print_report(console: Console, summaries: Sequence[ModeSummary], physics: Ph
     console.print(
         "tok/s and speedup: median (min–max) over runs; speedup = tok/s ratio to target alone "
         "pair by pair (same prompt, same round); predicted = (1−α^(k+1)) / ((1−α)(k·c + b(k+1))) "
-        "from the measured α, c, b; identical = runs whose greedy tokens equal target alone's",
+        "from the measured c, b and each run's own α, median over runs (adaptive: the best k at "
+        "the α the fixed lengths saw on the same prompt and round); α = accepted / (accepted + "
+        "rejections) over all passes; identical = runs whose greedy tokens equal target "
+        "alone's",
         soft_wrap=not console.is_terminal,
     )
     for note in notes:

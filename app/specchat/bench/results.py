@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -96,7 +97,13 @@ def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
     # The pair's own α, from the fixed draft lengths (they draft without a confidence cutoff);
     # the adaptive controller's prediction uses it, since its own α only counts what it chose.
     fixed = {m.label for m in modes if m.kind == "fixed"}
-    pair_alpha = alpha_from_passes([p for r in records if r.mode in fixed for p in r.passes])
+    pair_alpha: dict[tuple[int, str], float | None] = {}
+    for r in records:
+        if r.mode in fixed:
+            pair_alpha.setdefault(r.key, None)
+    for key in pair_alpha:
+        pair_alpha[key] = alpha_from_passes(
+            [p for r in records if r.mode in fixed and r.key == key for p in r.passes])
     out = []
     for m in modes:
         base_tps = {r.key: r.tokens_per_second for r in records if r.mode == m.baseline}
@@ -125,13 +132,33 @@ def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
             tokens_per_pass=gen / n_pass if n_pass else None,
             identical=same,
             compared=compared,
-            predicted_speedup=_predict(m, pair_alpha if m.kind == "adaptive" and pair_alpha
-                                       is not None else alpha, physics),
+            predicted_speedup=_predict_runs(m, recs, pair_alpha, physics),
             peak_rss_mb=max(rss) if rss else None,
             acceptance_by_position=acceptance_by_position(passes, max((d for d, _ in passes),
                                                                        default=0)),
         ))
     return out
+
+
+def _predict_runs(m: ModeSpecInfo, recs: Sequence[RunRecord],
+                  pair_alpha: dict[tuple[int, str], float | None],
+                  physics: Physics | None) -> float | None:
+    """The prediction summarized like the measurement: the median over runs of the speedup
+    predicted at each run's own α (prompts differ a lot in acceptance, and the speedup is far
+    from linear in α, so one pooled α would predict more than the median run can reach)."""
+    if m.kind == "target":
+        return _predict(m, None, physics)
+    preds = []
+    for r in recs:
+        # adaptive: the pair's α on this prompt and round, from the fixed lengths (they draft
+        # without a cutoff); its own α only counts what it chose to draft
+        alpha = pair_alpha.get(r.key) if m.kind == "adaptive" else None
+        if alpha is None:
+            alpha = alpha_from_passes(r.passes)
+        pred = _predict(m, alpha, physics)
+        if pred is not None:
+            preds.append(pred)
+    return statistics.median(preds) if preds else None
 
 
 def _predict(m: ModeSpecInfo, alpha: float | None, physics: Physics | None) -> float | None:
