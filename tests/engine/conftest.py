@@ -39,6 +39,13 @@ def tiny_draft(tiny_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_heavy_draft(tiny_dir: Path) -> Path:
+    """Same vocabulary as tiny_target but ~50x its cost per token: a draft that cannot pay."""
+    return write_tiny_llama(tiny_dir / "heavy-draft.gguf", seed=0, n_embd=256, n_layer=4,
+                            n_ff=1024)
+
+
+@pytest.fixture(scope="session")
 def tiny_other_vocab(tiny_dir: Path) -> Path:
     return write_tiny_llama(tiny_dir / "other.gguf", seed=3, extra_words=["zebra", "quux"])
 

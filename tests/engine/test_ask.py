@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from specchat.cli import main
 
@@ -69,3 +71,17 @@ n_ctx = 512
     assert out["stats"]["generated_tokens"] == 12
     assert main(["--config", str(config), "ask", "--pair", "nope", "hi"]) == 2
     assert "unknown model pair 'nope'" in capsys.readouterr().err
+
+
+def test_ask_prints_a_late_notice_after_the_reply_not_inside_it(tiny_target, tiny_heavy_draft):
+    """The notice that speculation is off comes at the end of the reply: on a terminal (stdout
+    and stderr interleaved) it must start on its own line, after the reply text."""
+    argv = [sys.executable, "-m", "specchat", "ask", "--target", str(tiny_target), "--draft",
+            str(tiny_heavy_draft), "--max-tokens", "12", "--threads", "1", "the cat"]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    lines = proc.stdout.splitlines()
+    notice = next(i for i, line in enumerate(lines) if "speculation is off" in line)
+    assert lines[notice].startswith("specchat: speculation is off")
+    assert lines[-1].startswith("[")  # the stats line comes last

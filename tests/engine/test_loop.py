@@ -19,7 +19,6 @@ from specchat.engine.types import (
 )
 
 from .conftest import RecordingDrafter, chat, load, run
-from .tiny_gguf import write_tiny_llama
 
 PROMPTS = ["the cat is in the sea", "we and you", "a b c d e f g"]
 
@@ -183,12 +182,10 @@ def test_sampling_is_reproducible_with_seed(tiny_target, tiny_draft):
     spec.close()
 
 
-def test_adaptive_never_runs_a_draft_that_cannot_pay(tiny_dir, tiny_target):
+def test_adaptive_never_runs_a_draft_that_cannot_pay(tiny_target, tiny_heavy_draft):
     """A draft dearer than its target is judged from the costs measured at load time: it never
     reads the prompt, never drafts, and the reply says why speculation is off."""
-    heavy = write_tiny_llama(tiny_dir / "heavy-draft.gguf", seed=0, n_embd=256, n_layer=4,
-                             n_ff=1024)
-    spec = load(tiny_target, heavy, draft_max=4)
+    spec = load(tiny_target, tiny_heavy_draft, draft_max=4)
     try:
         assert spec.controller.hopeless(4)
         gen = GenerationSettings(max_tokens=30)

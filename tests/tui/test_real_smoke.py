@@ -19,8 +19,11 @@ pytestmark = pytest.mark.real
 
 async def test_chat_with_real_pair(real_models: dict[str, Path], tmp_path: Path) -> None:
     model = str(real_models["smollm2"])  # SmolLM2 as target, drafting for itself
+    # A fixed draft length: a self-draft costs as much as its target, so the adaptive
+    # controller would (rightly) never draft, and this test checks the drafting stats.
     args = build_parser().parse_args(
-        ["chat", "--target", model, "--draft", model, "--max-tokens", "24", "--n-ctx", "1024"]
+        ["chat", "--target", model, "--draft", model, "--max-tokens", "24", "--n-ctx", "1024",
+         "--no-adaptive"]
     )
     store = ChatStore(tmp_path / "history.sqlite3")
     app = SpecchatApp(store, CliLoader(args), export_dir=tmp_path)

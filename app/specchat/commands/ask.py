@@ -67,12 +67,18 @@ def run(args: argparse.Namespace) -> int:
         messages = [Message("system", args.system)] if args.system else []
         messages.append(Message("user", prompt))
         done: DoneEvent | None = None
+        streaming = False
+        late: list[str] = []  # notices that arrive mid-reply wait for its end (same terminal)
         for event in engine.chat(messages, request.generation):
             if isinstance(event, TokenEvent) and not args.json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
+                streaming = True
             elif isinstance(event, NoticeEvent) and not args.quiet:
-                print(f"specchat: {event.message}", file=sys.stderr)
+                if streaming:
+                    late.append(event.message)
+                else:
+                    print(f"specchat: {event.message}", file=sys.stderr)
             elif isinstance(event, DoneEvent):
                 done = event
     finally:
@@ -91,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write("\n")
+        sys.stdout.flush()
+        for message in late:
+            print(f"specchat: {message}", file=sys.stderr)
         if not args.quiet:
             print(stats_line(done.stats), file=sys.stderr)
     return 0
