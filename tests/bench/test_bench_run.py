@@ -64,3 +64,17 @@ def test_bench_table(quick_pair: tuple[Path, Path], capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "speedup" in out and "k=2" in out and "physics: target" in out
     assert "3/3" in out  # 3 chat prompts, each identical to target alone
+
+
+def test_bench_cross_vocab_pair(real_models: dict[str, Path],
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The physics of a cross-vocabulary pair time the draft on the prompt in its own tokens
+    (target token ids are out of the draft's range: llama_decode used to fail here)."""
+    argv = ["bench", "--target", str(real_models["qwen"]), "--draft", str(real_models["smollm2"]),
+            "--cross-vocab", "--rounds", "1", "--max-tokens", "6", "--draft-lengths", "2",
+            "--no-lookup", "--no-warmup", "--physics-reps", "1", "--n-ctx", "512", "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["physics"]["c"] > 0
+    modes = {m["mode"]: m for m in doc["modes"]}
+    assert all(m["greedy_identity"] == 1.0 for m in modes.values())

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from specchat.bench.results import Physics
+from specchat.engine.compat import vocab_mismatch
 from specchat.engine.llama import LlamaModel
 from specchat.engine.sampling import greedy
 
@@ -42,6 +43,12 @@ class PhysicsSampler:
         self.target, self.draft, self.max_n = target, draft, max_n
         self.ctx = list(context)[: max(1, min(len(context), 256))]
         self.fill = [self.ctx[i % len(self.ctx)] for i in range(max(max_n, ALONE_RUN))]
+        # A cross-vocabulary draft reads the same text in its own tokens.
+        self.draft_ctx = self.ctx
+        if draft is not None and vocab_mismatch(target, draft) is not None:
+            text = target.detokenize(self.ctx)
+            self.draft_ctx = draft.tokenize(text, add_special=True, parse_special=True)[:256] or [0]
+        self.draft_fill = [self.draft_ctx[i % len(self.draft_ctx)] for i in range(max_n)]
         self.alone: list[float] = []
         self.verify: dict[int, list[float]] = {n: [] for n in range(2, max_n + 1)}
         self.drafting: list[float] = []
@@ -54,16 +61,16 @@ class PhysicsSampler:
         target.decode(self.ctx, "last")
         if draft is not None:
             draft.reset()
-            draft.decode(self.ctx, "last")
-        base = len(self.ctx)
+            draft.decode(self.draft_ctx, "last")
+        base, draft_base = len(self.ctx), len(self.draft_ctx)
         times = [_timed_pass(target, fill[i : i + 1]) for i in range(ALONE_RUN)]
         target.truncate(base)
         if keep:
             self.alone.extend(times)
         for n in range(2, self.max_n + 1):
             if draft is not None:
-                times = [_timed_pass(draft, fill[i : i + 1]) for i in range(n - 1)]
-                draft.truncate(base)
+                times = [_timed_pass(draft, self.draft_fill[i : i + 1]) for i in range(n - 1)]
+                draft.truncate(draft_base)
                 if keep:
                     self.drafting.extend(times)
             dt = _timed_pass(target, fill[:n])
