@@ -9,28 +9,14 @@ target pass over n tokens. Each pass reads its logits rows as the engine does.""
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Sequence
 
 from specchat.bench.results import Physics
 from specchat.engine.compat import vocab_mismatch
+from specchat.engine.costs import timed_pass
 from specchat.engine.llama import LlamaModel
-from specchat.engine.sampling import greedy
 
 ALONE_RUN = 4  # one-token target passes in a row per repetition
-
-
-def _timed_pass(model: LlamaModel, tokens: Sequence[int]) -> float:
-    """One pass appended to the cache; returns its time, logits read included."""
-    t = time.perf_counter()
-    if len(tokens) == 1:
-        model.decode(list(tokens), "last")
-        greedy(model.logits(-1))
-    else:
-        model.decode(list(tokens), "all")
-        for row in range(-len(tokens), 0):
-            greedy(model.logits(row))
-    return time.perf_counter() - t
 
 
 class PhysicsSampler:
@@ -63,17 +49,17 @@ class PhysicsSampler:
             draft.reset()
             draft.decode(self.draft_ctx, "last")
         base, draft_base = len(self.ctx), len(self.draft_ctx)
-        times = [_timed_pass(target, fill[i : i + 1]) for i in range(ALONE_RUN)]
+        times = [timed_pass(target, fill[i : i + 1]) for i in range(ALONE_RUN)]
         target.truncate(base)
         if keep:
             self.alone.extend(times)
         for n in range(2, self.max_n + 1):
             if draft is not None:
-                times = [_timed_pass(draft, self.draft_fill[i : i + 1]) for i in range(n - 1)]
+                times = [timed_pass(draft, self.draft_fill[i : i + 1]) for i in range(n - 1)]
                 draft.truncate(draft_base)
                 if keep:
                     self.drafting.extend(times)
-            dt = _timed_pass(target, fill[:n])
+            dt = timed_pass(target, fill[:n])
             target.truncate(base)
             if keep:
                 self.verify[n].append(dt)

@@ -97,13 +97,11 @@ def summarize(modes: Sequence[ModeSpecInfo], records: Sequence[RunRecord],
     # The pair's own α, from the fixed draft lengths (they draft without a confidence cutoff);
     # the adaptive controller's prediction uses it, since its own α only counts what it chose.
     fixed = {m.label for m in modes if m.kind == "fixed"}
-    pair_alpha: dict[tuple[int, str], float | None] = {}
+    fixed_passes: dict[tuple[int, str], list[tuple[int, int]]] = {}
     for r in records:
         if r.mode in fixed:
-            pair_alpha.setdefault(r.key, None)
-    for key in pair_alpha:
-        pair_alpha[key] = alpha_from_passes(
-            [p for r in records if r.mode in fixed and r.key == key for p in r.passes])
+            fixed_passes.setdefault(r.key, []).extend(r.passes)
+    pair_alpha = {key: alpha_from_passes(ps) for key, ps in fixed_passes.items()}
     out = []
     for m in modes:
         base_tps = {r.key: r.tokens_per_second for r in records if r.mode == m.baseline}

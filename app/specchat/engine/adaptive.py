@@ -45,7 +45,6 @@ class DraftLengthController:
     _since_neighbour: int = 0
     _neighbour_up: bool = True
     _off_s: float = 0.0  # time with speculation off since the last probe
-    _drafted_rounds: int = 0
     _raw_succ: int = 0  # accepted drafts, never decayed (exploration decisions)
     _raw_fail: int = 0  # rounds with a rejection, never decayed
     last_k: int = 0
@@ -163,7 +162,7 @@ class DraftLengthController:
         )
         if self.hopeless(self.draft_max):
             return f"not even a perfect draft pays on this hardware ({costs})"
-        if self._drafted_rounds == 0:
+        if self._raw_succ + self._raw_fail == 0:  # nothing drafted yet
             return f"the draft is not expected to pay on this hardware ({costs})"
         return f"at {self.acceptance:.0%} acceptance the draft does not pay ({costs})"
 
@@ -229,7 +228,6 @@ class DraftLengthController:
         if self.last_k == 0 and drafted == 0:
             self._off_s += round_s
         if drafted > 0:
-            self._drafted_rounds += 1
             per_token = draft_s / drafted
             self.t_draft = per_token if self.t_draft is None else _ema(self.t_draft, per_token)
             self._succ = self._succ * ACCEPT_DECAY + accepted

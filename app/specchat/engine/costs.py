@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from specchat.engine.llama import LlamaModel
@@ -32,13 +33,21 @@ def _filler(model: LlamaModel, n: int) -> list[int]:
     return [seed[i % len(seed)] for i in range(n)]
 
 
-def _time_pass(model: LlamaModel, tokens: list[int], rows: str) -> float:
-    n_past = len(model.tokens)
+def timed_pass(model: LlamaModel, tokens: Sequence[int], verify: bool = True) -> float:
+    """Time one pass appended to the cache, reading its logits rows as the engine does: every
+    row of a verify batch, the last row otherwise (one token, or a catch-up)."""
     t = time.perf_counter()
-    model.decode(tokens, rows)
-    for row in range(-len(tokens) if rows == "all" else -1, 0):
-        greedy(model.logits(row))  # the engine reads every verified row
-    dt = time.perf_counter() - t
+    every_row = verify and len(tokens) > 1
+    model.decode(list(tokens), "all" if every_row else "last")
+    for row in range(-len(tokens) if every_row else -1, 0):
+        greedy(model.logits(row))
+    return time.perf_counter() - t
+
+
+def _time_pass(model: LlamaModel, tokens: Sequence[int], verify: bool = True) -> float:
+    """timed_pass, then the cache as it was."""
+    n_past = len(model.tokens)
+    dt = timed_pass(model, tokens, verify)
     model.truncate(n_past)
     return dt
 
@@ -59,8 +68,7 @@ def measure_load_costs(target: LlamaModel, draft: LlamaModel | None, draft_max: 
     sizes = sorted({1, 3, draft_max + 1})
     fill = _filler(target, max(sizes))
     t_verify = {
-        n: statistics.median(_time_pass(target, fill[:n], "all" if n > 1 else "last")
-                             for _ in range(REPS))
+        n: statistics.median(_time_pass(target, fill[:n]) for _ in range(REPS))
         for n in sizes
     }
     target.reset()
@@ -70,9 +78,9 @@ def measure_load_costs(target: LlamaModel, draft: LlamaModel | None, draft_max: 
         draft.reset()
         draft.decode(dctx, "last")
         dfill = _filler(draft, CATCHUP_BATCH)
-        t_draft = statistics.median(_time_pass(draft, dfill[:1], "last") for _ in range(REPS))
+        t_draft = statistics.median(_time_pass(draft, dfill[:1]) for _ in range(REPS))
         t_catchup = statistics.median(
-            _time_pass(draft, dfill, "last") for _ in range(REPS)
+            _time_pass(draft, dfill, verify=False) for _ in range(REPS)
         ) / CATCHUP_BATCH
         draft.reset()
     return LoadCosts(t_verify, t_draft, t_catchup)
