@@ -54,6 +54,28 @@ def test_tiny_cross_vocab_is_exact(tiny_target, tiny_other_vocab):
     cross.close()
 
 
+def test_cross_vocab_lag_counts_what_the_draft_has_not_read(tiny_target, tiny_other_vocab):
+    """The probe budget weighs the draft's catch-up: its lag must follow the draft's cache, also
+    when a new, shorter conversation starts after a long one."""
+    cross = load(tiny_target, tiny_other_vocab, cross_vocab=True, draft_max=4, adaptive=False)
+    try:
+        drafter = cross._drafter
+        long_msgs = [Message("user", "the cat is in the sea " * 8)]
+        long_prompt = cross.tokenize_chat(long_msgs)
+        drafter.begin(long_prompt, long_msgs)
+        assert drafter.lag(long_prompt) > 0  # nothing read yet
+        drafter.prepare(long_prompt)
+        assert drafter.lag(long_prompt) == 0
+        assert drafter.lag([*long_prompt, 5, 6, 7]) == 3  # three reply tokens to read
+        cross.reset_cache()
+        short_msgs = [Message("user", "we and you")]
+        short_prompt = cross.tokenize_chat(short_msgs)
+        drafter.begin(short_prompt, short_msgs)
+        assert drafter.lag([*short_prompt, 5]) >= len(short_prompt)  # the whole new prompt
+    finally:
+        cross.close()
+
+
 @pytest.mark.real
 def test_boundary_tokens_on_real_tokenizers(real_models):
     qwen = LlamaModel.open(ModelSettings(path=real_models["qwen"]), vocab_only=True)

@@ -97,6 +97,7 @@ class CrossVocabDrafter:
             tokens = tokens[1:]
         self._draft_prompt = tokens
         self._prompt_lag = len(tokens) - common_prefix(self.draft.tokens, tokens)
+        self._synced = self._prompt_len  # nothing of this reply has been read yet
 
     def propose(
         self,
