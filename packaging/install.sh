@@ -5,7 +5,8 @@
 #
 # llama-cpp-python compiles llama.cpp from source during the install; CMAKE_ARGS picks the backend:
 #   cpu     (none)                 any machine
-#   cuda    -DGGML_CUDA=on         NVIDIA GPU + CUDA toolkit (nvcc)
+#   cuda    -DGGML_CUDA=on         NVIDIA GPU + CUDA toolkit (nvcc, cuBLAS); compiled for the GPU
+#                                  present (add -DCMAKE_CUDA_ARCHITECTURES=86 to pick another)
 #   metal   -DGGML_METAL=on        Apple Silicon (also llama.cpp's default there)
 #   vulkan  -DGGML_VULKAN=on       AMD/Intel/NVIDIA GPU + Vulkan SDK (glslc)
 # "auto" (the default) picks the first that this machine can build. Installs with pipx when it is
@@ -46,6 +47,18 @@ detect() {
   echo cpu
 }
 
+# llama.cpp renamed its backend options LLAMA_* -> GGML_* (LLAMA_CUBLAS is now a hard CMake error,
+# the others only warn or are ignored): refuse the old names instead of building the wrong thing.
+for old_new in LLAMA_CUBLAS:GGML_CUDA LLAMA_CUDA:GGML_CUDA LLAMA_METAL:GGML_METAL \
+               LLAMA_VULKAN:GGML_VULKAN LLAMA_HIPBLAS:GGML_HIP GGML_HIPBLAS:GGML_HIP \
+               LLAMA_NATIVE:GGML_NATIVE LLAMA_BLAS:GGML_BLAS; do
+  case " ${CMAKE_ARGS:-} " in
+    *"-D${old_new%%:*}="*|*"-D${old_new%%:*}:"*)
+      echo "install.sh: CMAKE_ARGS uses -D${old_new%%:*}, which llama.cpp renamed -D${old_new#*:}" >&2
+      exit 2 ;;
+  esac
+done
+
 [ "$BACKEND" = auto ] && BACKEND="$(detect)"
 case "$BACKEND" in
   cpu) CMAKE="" ;;
@@ -56,7 +69,8 @@ case "$BACKEND" in
   *) echo "install.sh: unknown backend '$BACKEND' (cpu, cuda, metal, vulkan, auto)" >&2; exit 2 ;;
 esac
 # Keep flags the user already gave (e.g. -DCMAKE_CUDA_ARCHITECTURES=86).
-export CMAKE_ARGS="${CMAKE}${CMAKE_ARGS:+ $CMAKE_ARGS}"
+CMAKE_ARGS="${CMAKE}${CMAKE:+${CMAKE_ARGS:+ }}${CMAKE_ARGS:-}"
+export CMAKE_ARGS
 # pip's wheel cache does not know about CMAKE_ARGS: a GPU build must not reuse a cached CPU wheel.
 PIP_ARGS=""
 [ "$BACKEND" != cpu ] && PIP_ARGS="--no-cache-dir"

@@ -38,3 +38,7 @@ class DownloadError(SpecchatError):
 
 class GpuOffloadError(SpecchatError):
     """GPU offload failed (out of GPU memory, no GPU build)."""
+
+
+class LoadCancelled(SpecchatError):
+    """Loading a model was cancelled (the user quit or chose another model meanwhile)."""

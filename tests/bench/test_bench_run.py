@@ -39,7 +39,7 @@ def test_bench_json(quick_pair: tuple[Path, Path], tmp_path: Path,
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     modes = {m["mode"]: m for m in doc["modes"]}
-    assert list(modes) == ["target", "k=2", "k=3", "adaptive", "lookup"]
+    assert list(modes) == ["target", "k=2", "k=3", "adaptive", "chain", "lookup"]
     for m in modes.values():
         assert m["runs"] == 4  # 2 prompts x 2 rounds
         assert m["greedy_identity"] == 1.0, m["mode"]  # exactness: every run equals target alone

@@ -12,7 +12,7 @@ from specchat.errors import SpecchatError
 
 
 def test_builtin_sets() -> None:
-    assert set(BUILTIN) == {"chat", "code", "rewrite", "long-context"}
+    assert set(BUILTIN) == {"chat", "code", "rewrite", "long-context", "edit"}
     for name in BUILTIN:
         prompts = builtin_set(name, system="be brief")
         assert prompts and all(p.name.startswith(f"{name}/") for p in prompts)
@@ -21,6 +21,15 @@ def test_builtin_sets() -> None:
     assert len(builtin_set("long-context")[0].messages[-1].content) > 2500
     with pytest.raises(SpecchatError, match="unknown prompt set"):
         builtin_set("poetry")
+
+
+def test_edit_sets_carry_the_code_to_copy() -> None:
+    edits = builtin_set("edit")
+    assert [p.name for p in edits] == ["edit/rename", "edit/hints", "edit/logging"]
+    assert all("def top_customers" in p.messages[-1].content for p in edits)
+    (chat,) = builtin_set("edit-chat", system="be brief")
+    assert chat.name == "edit-chat/3-turns" and len(chat.followups) == 2
+    assert chat.messages[0].role == "system" and "def load_rows" in chat.messages[-1].content
 
 
 def test_prompt_file(tmp_path: Path) -> None:
@@ -84,7 +93,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], needle:
         (["--rounds", "0"], "--rounds must be >= 1"),
         (["--plot", "/nonexistent-dir/p.png"], "--plot"),
         (["--llama-cpp-bin", "/nonexistent-dir"], "--llama-cpp-bin: not a folder"),
-        (["--max-tokens", "0"], "--max-tokens must be >= 1"),
+        (["--max-tokens", "0"], "--max-tokens must be"),
     ],
 )
 def test_bench_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -103,3 +112,13 @@ def test_bench_bad_prompt_file_exits_2(capsys: pytest.CaptureFixture[str], tmp_p
 
 def test_bench_missing_model_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     _one_line_error(capsys, ["bench", "--target", str(tmp_path / "none.gguf")], "not found")
+
+
+def test_the_all_set_includes_the_multi_turn_chats() -> None:
+    import argparse
+
+    from specchat.commands.bench import _prompts
+
+    prompts = _prompts(argparse.Namespace(prompts=None, prompt_set="all", system=None))
+    assert any(p.followups for p in prompts)
+    assert any(p.name.startswith("edit/") for p in prompts)

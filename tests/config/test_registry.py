@@ -130,7 +130,7 @@ BAD = [
         "Field required",
     ),
     ('target = { path = "a" }\ndraft_max = 0', "mine", "draft_max", "greater than or equal to 1"),
-    ('target = { path = "a" }\ndraft_max = 40', "mine", "draft_max", "less than or equal to 31"),
+    ('target = { path = "a" }\ndraft_max = 40', "mine", "draft_max", "less than or equal to 32"),
     ('target = { path = "a" }\np_min = 1.5', "mine", "p_min", ""),
     ('target = { path = "a" }\nadaptive = "yes"', "mine", "adaptive", "boolean"),
     ('target = { path = "a" }\ncross_vocab = 2', "mine", "cross_vocab", ""),

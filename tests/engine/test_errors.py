@@ -117,10 +117,10 @@ def test_gpu_out_of_memory_falls_back_to_cpu(monkeypatch, tiny_target, tiny_draf
 
     real_open = LlamaModel.open
 
-    def flaky_open(settings, vocab_only=False, threadpool=None):
+    def flaky_open(settings, vocab_only=False, threadpool=None, cancel=None):
         if settings.n_gpu_layers:
             raise GpuOffloadError(f"could not load {settings.path.name} with 99 GPU layers")
-        return real_open(settings, vocab_only, threadpool)
+        return real_open(settings, vocab_only, threadpool, cancel)
 
     monkeypatch.setattr(LlamaModel, "open", staticmethod(flaky_open))
     engine = engine_module.SpeculativeEngine.load(

@@ -64,10 +64,10 @@ def test_acceptance_counted_independently(tiny_target, tiny_draft):
     """Recount accepted draft tokens from the proposals and the target-alone output."""
     alone = load(tiny_target)
     want = chat(alone, PROMPTS[1], max_tokens=80).token_ids
-    spec = load(tiny_target, tiny_draft, draft_max=5, adaptive=False, p_min=0.0)
+    spec = load(tiny_target, tiny_draft, draft_max=5, adaptive=False, p_min=0.0, suffix=False)
     prompt = spec.tokenize_chat([Message("user", PROMPTS[1])])
-    recorder = RecordingDrafter(spec._drafter, len(prompt))
-    spec._drafter = recorder
+    recorder = RecordingDrafter(spec._drafter.model, len(prompt))
+    spec._drafter.model = recorder
     done, events = run(spec.chat([Message("user", PROMPTS[1])], GenerationSettings(max_tokens=80)))
     assert done.token_ids == want
     accepted = drafted = 0

@@ -105,9 +105,9 @@ def test_acceptance_counted_independently(real_models, derived_models):
     alone = engine(target, None)
     want, _ = reply(alone, PROMPTS[1], max_tokens=60)
     alone.close()
-    spec = engine(target, draft, draft_max=5, adaptive=False, p_min=0.0)
+    spec = engine(target, draft, draft_max=5, adaptive=False, p_min=0.0, suffix=False)
     prompt = spec.tokenize_chat([Message("user", PROMPTS[1])])
-    spec._drafter = recorder = RecordingDrafter(spec._drafter, len(prompt))
+    spec._drafter.model = recorder = RecordingDrafter(spec._drafter.model, len(prompt))
     got, _ = reply(spec, PROMPTS[1], max_tokens=60)
     spec.close()
     assert got.token_ids == want.token_ids

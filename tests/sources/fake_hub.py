@@ -28,6 +28,8 @@ class FakeHub:
     repos: dict[str, dict[str, bytes]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     cut_after: int | None = None  # the next full GET sends only this many bytes, then hangs up
+    pause_after: int | None = None  # the next full GET sends this many bytes, waits for release
+    release: threading.Event = field(default_factory=threading.Event)
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -82,6 +84,15 @@ class FakeHub:
                     start = int(rng.removeprefix("bytes=").split("-")[0])
                     headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
                     return self._send(206, data[start:], headers)
+                if body and hub.pause_after is not None:
+                    pause, hub.pause_after = hub.pause_after, None
+                    headers["Content-Length"] = str(len(data))
+                    self._head(200, headers)
+                    self.wfile.write(data[:pause])
+                    self.wfile.flush()
+                    hub.release.wait(60)
+                    self.wfile.write(data[pause:])
+                    return None
                 if body and hub.cut_after is not None:
                     cut, hub.cut_after = hub.cut_after, None
                     headers["Content-Length"] = str(len(data))

@@ -40,10 +40,11 @@ def make_app(db_path: Path, tmp_path: Path) -> Callable[..., SpecchatApp]:
         engine: FakeEngine | None = None,
         loader: FakeLoader | None = None,
         keymap: dict[str, str] | None = None,
+        busy_timeout: float = 3.0,
     ) -> SpecchatApp:
         if loader is None:
             loader = FakeLoader(engines={None: engine or FakeEngine()})
-        store = ChatStore(db_path, clock=Clock())
+        store = ChatStore(db_path, clock=Clock(), busy_timeout=busy_timeout)
         return SpecchatApp(store, loader, keymap=keymap, export_dir=tmp_path / "exports")
 
     return make

@@ -28,7 +28,9 @@ from specchat.engine.types import (
     TokenEvent,
 )
 from specchat.errors import SpecchatError
-from specchat.tui.loader import PairOption
+from specchat.pair_check import PairReport
+from specchat.sources.cancel import check, report
+from specchat.tui.loader import ModelFiles, PairOption, PairRef
 
 Token = tuple[str, Origin]
 
@@ -41,6 +43,18 @@ def scripted(text: str, accepted_per_pass: int = 3) -> list[Token]:
         (w, Origin.TARGET if i % period == accepted_per_pass else Origin.DRAFT)
         for i, w in enumerate(words)
     ]
+
+
+def thinking_reply(thinking: str, answer: str, opened_by_template: bool = False) -> str:
+    """A reasoning model's reply: `<think>…</think>` then the answer (without the opening tag
+    when the chat template opened it in the generation prompt)."""
+    return f"{'' if opened_by_template else '<think>'}\n{thinking}\n</think>\n\n{answer}"
+
+
+CODE_REPLY = (
+    "Two ways:\n\n```python\nprint('hello')\n```\n\nor in the shell:\n\n"
+    "```sh\necho hello\n```\n"
+)
 
 
 def model_info(name: str, layers: int = 30) -> ModelInfo:
@@ -87,6 +101,7 @@ class FakeEngine:
         default_factory=list
     )
     closed: bool = False
+    continued: list[str] = field(default_factory=list)  # the partial text of each continue_
     durations: list[float] = field(default_factory=list)  # real seconds each chat() took
     threads: list[str] = field(default_factory=list)  # the thread of each call
 
@@ -100,6 +115,32 @@ class FakeEngine:
 
     def set_spec(self, spec: SpecSettings) -> None:
         self.spec_ = spec
+
+    def continue_(
+        self,
+        messages: Sequence[Message],
+        partial: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        """The scripted reply's tokens after those that make up `partial`."""
+        self.continued.append(partial)
+        script = self.reply(messages)
+        shown, skip = "", 0
+        while skip < len(script) and len(shown) < len(partial):
+            shown += script[skip][0]
+            skip += 1
+        scripted_reply = self.reply
+        self.reply = lambda _: script[skip:]
+        try:
+            yield from self.chat(messages, settings, cancel)
+        finally:
+            self.reply = scripted_reply
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Like the stats' prompt_tokens: a token per word, plus ten for the template."""
+        self.threads.append(threading.current_thread().name)
+        return sum(len(m.content.split()) for m in messages) + 10
 
     def close(self) -> None:
         self.threads.append(threading.current_thread().name)
@@ -185,16 +226,25 @@ def _pass_length(tokens: list[Token], start: int) -> int:
 
 @dataclass
 class FakeLoader:
-    """engines maps a pair name (None = the command line's models) to an engine or an error."""
+    """engines maps a pair name or files (None = the command line's models) to an engine or an
+    error. download: (file name, size) reported in steps while a load waits at gate, like a
+    download between chunks (a cancel stops it with the sources layer's DownloadCancelled)."""
 
-    engines: dict[str | None, FakeEngine | Exception] = field(
+    engines: dict[PairRef, FakeEngine | Exception] = field(
         default_factory=lambda: {None: FakeEngine()}
     )
+    default_pair: str | None = "smollm2"  # what None resolves to (None: command-line files)
+    download: tuple[str, int] | None = None
+    reports: dict[ModelFiles, PairReport | Exception] = field(default_factory=dict)
+    recent_files: list[ModelFiles] = field(default_factory=list)
+    current: PairRef = None
+    baseline_tokens: int = 0  # >0: the app times the target alone after each load
     options: list[PairOption] = field(default_factory=list)
     label: str = "pair smollm2"
     gate: threading.Event | None = None  # loading waits for it (to see the loading state)
+    waiting: threading.Event = field(default_factory=threading.Event)  # a load waits at gate
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    loaded: list[str | None] = field(default_factory=list)
+    loaded: list[PairRef] = field(default_factory=list)
     threads: list[str] = field(default_factory=list)
 
     def initial_label(self) -> str:
@@ -203,12 +253,41 @@ class FakeLoader:
     def pairs(self) -> list[PairOption]:
         return self.options
 
-    def load(self, pair: str | None) -> FakeEngine:
+    def recent(self) -> list[ModelFiles]:
+        return self.recent_files
+
+    def check(self, files: ModelFiles) -> PairReport:
+        found = self.reports.get(files, PairReport("(files)", ["pair (files)", "  vocab  same"]))
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def load(self, pair: PairRef, cancel: threading.Event | None = None) -> FakeEngine:
         if self.gate is not None:
-            self.gate.wait(10)
+            self.waiting.set()
+            self._wait_at_gate(cancel)
         self.loaded.append(pair)
         self.threads.append(threading.current_thread().name)
         engine = self.engines[pair]
         if isinstance(engine, Exception):
             raise engine
+        self.current = pair if pair is not None else self.default_pair
+        if isinstance(pair, ModelFiles):
+            self.recent_files.insert(0, pair)
         return engine
+
+    def _wait_at_gate(self, cancel: threading.Event | None) -> None:
+        assert self.gate is not None
+        name, size = self.download or ("", 0)
+        done, step = 0, max(1, size // 4)
+        deadline = time.monotonic() + 10
+        while not self.gate.wait(0.01) and time.monotonic() < deadline:
+            if self.download is not None:
+                check(cancel, name)  # like a download between chunks
+                if done < size * 3 // 4:  # three steps, then it waits (a stalled connection)
+                    done += step
+                report(name, done, size)
+            elif cancel is not None and cancel.is_set():
+                raise SpecchatError("download cancelled")
+        if self.download is not None:
+            report(name, size, size)

@@ -47,7 +47,7 @@ def test_one_thread_owns_the_engine_and_batches_tokens() -> None:
     loader = FakeLoader(engines={None: engine})
     target = Collector()
     worker = EngineWorker(target)  # type: ignore[arg-type]
-    worker.load("pair x", lambda: loader.load(None))
+    worker.load("pair x", lambda cancel: loader.load(None, cancel))
     assert isinstance(target.wait_for(EngineReady), EngineReady)
     worker.generate(7, [Message("user", "go")], GenerationSettings(max_tokens=1000))
     finished = target.wait_for(ReplyFinished)
@@ -69,16 +69,16 @@ def test_load_failure_and_reload() -> None:
     def broken() -> FakeEngine:
         raise MemoryError
 
-    worker.load("big", broken)
+    worker.load("big", lambda cancel: broken())
     failed = target.wait_for(EngineFailed)
     assert isinstance(failed, EngineFailed) and "out of memory" in failed.error
     worker.generate(1, [Message("user", "x")], GenerationSettings())
     finished = target.wait_for(ReplyFinished)
     assert finished.error == "no model is loaded"
     first, second = FakeEngine(), FakeEngine()
-    worker.load("a", lambda: first)
+    worker.load("a", lambda cancel: first)
     target.wait_for(EngineReady)
-    worker.load("b", lambda: second)
+    worker.load("b", lambda cancel: second)
     deadline = time.monotonic() + 5
     while sum(isinstance(m, EngineReady) for m in target.messages) < 2:
         assert time.monotonic() < deadline

@@ -46,7 +46,8 @@ def _prompt_tokens(model, prompt: BenchPrompt) -> list[int]:
 
     bos = model.token_text(model.bos).decode("utf-8", "replace") if model.bos >= 0 else ""
     eos = model.token_text(model.eos).decode("utf-8", "replace") if model.eos >= 0 else ""
-    text = ChatTemplate(model.chat_template() or CHATML, bos, eos).render(prompt.messages)
+    template = ChatTemplate(model.chat_template() or CHATML, bos, eos, name=model.path.name)
+    text = template.render(prompt.messages)
     return model.tokenize(text, add_special=not text.startswith(bos) if bos else True)
 
 

@@ -133,7 +133,7 @@ def parse_native_bench(output: str) -> PeerRun:
 
 def run_native(exe: Path, args: Sequence[str], timeout_s: float = 600.0) -> str:
     try:
-        proc = subprocess.run([str(exe), *args], capture_output=True, text=True,
+        proc = subprocess.run([str(exe), *args], capture_output=True, text=True, errors="replace",
                               timeout=timeout_s, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SpecchatError(f"{exe.name} failed: {exc}") from None

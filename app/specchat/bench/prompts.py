@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from specchat.engine.types import Message
@@ -16,6 +16,9 @@ _ROLES = ("system", "user", "assistant")
 class BenchPrompt:
     name: str
     messages: tuple[Message, ...]
+    # A multi-turn chat: after each reply, the reply and the next of these user messages are
+    # appended and the engine answers again (its prompt cache reuses the turns before).
+    followups: tuple[str, ...] = ()
 
 
 _ARTICLE = (
@@ -57,6 +60,69 @@ _ROUGH_TEXT = (
     "channel and include the invoice number, the customer name and what you expected to see."
 )
 
+_CODE = '''import csv
+import sys
+
+
+def load_rows(path):
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rows.append(row)
+    print(f"loaded {len(rows)} rows from {path}")
+    return rows
+
+
+def total_by_customer(rows):
+    totals = {}
+    for row in rows:
+        name = row["customer"]
+        amount = float(row["amount"])
+        totals[name] = totals.get(name, 0.0) + amount
+    return totals
+
+
+def top_customers(totals, n):
+    ranked = sorted(totals.items(), key=lambda item: item[1], reverse=True)
+    print(f"ranking {len(ranked)} customers")
+    return ranked[:n]
+
+
+def main(argv):
+    if len(argv) < 2:
+        print("usage: report.py FILE [N]")
+        return 2
+    rows = load_rows(argv[1])
+    n = int(argv[2]) if len(argv) > 2 else 10
+    for name, total in top_customers(total_by_customer(rows), n):
+        print(f"{name:30} {total:12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
+'''
+
+_WHOLE = "Reply with the whole updated file in one Python code block and nothing else."
+
+# Code edits whose reply repeats most of the prompt (what suffix drafting is for).
+_EDITS = (
+    ("rename", f"Rename the function total_by_customer to sum_by_customer everywhere in this "
+               f"file. {_WHOLE}\n\n```python\n{_CODE}```"),
+    ("hints", f"Add type hints to every function in this file. {_WHOLE}\n\n```python\n"
+              f"{_CODE}```"),
+    ("logging", f"Replace every print call in this file with logging (a module-level logger). "
+                f"{_WHOLE}\n\n```python\n{_CODE}```"),
+)
+
+# A chat of successive edits of the same code (one scenario, three turns).
+_EDIT_CHAT = (
+    f"Rename the function load_rows to read_rows everywhere in this file. {_WHOLE}\n\n"
+    f"```python\n{_CODE}```",
+    f"Now add a docstring to top_customers. {_WHOLE}",
+    f"Now make top_customers's n default to 5. {_WHOLE}",
+)
+
 BUILTIN: dict[str, tuple[tuple[str, str], ...]] = {
     "chat": (
         ("explain", "Explain in a few sentences why the sky is blue."),
@@ -77,12 +143,23 @@ BUILTIN: dict[str, tuple[tuple[str, str], ...]] = {
         ("summary", f"{_ARTICLE}\n\nSummarise the history of the lighthouse in three sentences."),
         ("question", f"{_ARTICLE}\n\nWho was the last keeper, and when did she leave?"),
     ),
+    "edit": _EDITS,
 }
+# Multi-turn sets: name -> (scenario, user messages in order).
+CHATS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "edit-chat": (("3-turns", _EDIT_CHAT),),
+}
+SET_NAMES = (*BUILTIN, *CHATS)
 
 
 def builtin_set(name: str, system: str | None = None) -> list[BenchPrompt]:
+    if name in CHATS:
+        return [
+            replace(_make(f"{name}/{key}", turns[0], system), followups=turns[1:])
+            for key, turns in CHATS[name]
+        ]
     if name not in BUILTIN:
-        raise SpecchatError(f"unknown prompt set {name!r} (choose from {', '.join(BUILTIN)})")
+        raise SpecchatError(f"unknown prompt set {name!r} (choose from {', '.join(SET_NAMES)})")
     return [_make(f"{name}/{key}", text, system) for key, text in BUILTIN[name]]
 
 

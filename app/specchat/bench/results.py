@@ -53,7 +53,7 @@ class ModeSpecInfo:
     """What a mode is, for the summary: draft length k (fixed), adaptive, or a peer."""
 
     label: str
-    kind: str  # "target" | "fixed" | "adaptive" | "lookup" | "peer"
+    kind: str  # "target" | "fixed" | "adaptive" | "chain" | "lookup" | "peer"
     k: int | None = None
     baseline: str = BASELINE  # speedup is measured against this mode's runs
     identity_ref: str | None = BASELINE  # greedy tokens are compared with this mode's runs

@@ -25,6 +25,7 @@ from specchat.engine.types import (
     DoneEvent,
     DraftMode,
     GenerationSettings,
+    Message,
     ModelSettings,
     ProgressEvent,
     SpecSettings,
@@ -67,17 +68,24 @@ class BenchRun:
 
 
 def engine_modes(cfg: BenchConfig) -> list[tuple[ModeSpecInfo, SpecSettings]]:
+    """target alone; with a draft model: fixed lengths and the adaptive controller (the model
+    alone), then the chain (suffix drafter, then the model: what a user gets by default);
+    lookup: the chain without a model (what a user gets with --lookup). Nothing learned in
+    earlier runs is loaded or saved: every mode starts from scratch in this process."""
     kmax = cfg.adaptive_max or max(cfg.draft_lengths, default=8)
-    base = cfg.base_spec
+    base = replace(cfg.base_spec, learned_path=None)
+    model_only = replace(base, mode=DraftMode.MODEL, suffix=False)
     out = [(ModeSpecInfo(BASELINE, "target"), replace(base, mode=DraftMode.NONE, adaptive=False))]
     if cfg.draft is not None:
         for k in cfg.draft_lengths:
             out.append((ModeSpecInfo(f"k={k}", "fixed", k),
-                        replace(base, mode=DraftMode.MODEL, draft_max=k, adaptive=False,
-                                p_min=cfg.fixed_p_min)))
+                        replace(model_only, draft_max=k, adaptive=False, p_min=cfg.fixed_p_min)))
         if cfg.adaptive:
             out.append((ModeSpecInfo("adaptive", "adaptive"),
-                        replace(base, mode=DraftMode.MODEL, draft_max=kmax, adaptive=True)))
+                        replace(model_only, draft_max=kmax, adaptive=True)))
+            out.append((ModeSpecInfo("chain", "chain"),
+                        replace(base, mode=DraftMode.MODEL, suffix=True, draft_max=kmax,
+                                adaptive=True)))
     if cfg.lookup:  # as a user gets it with --lookup: adaptive unless --no-adaptive
         label = "lookup" + ("" if base.adaptive and cfg.adaptive else f" k={kmax}")
         out.append((ModeSpecInfo(label, "lookup", kmax),
@@ -116,6 +124,51 @@ def run_engine_once(engine, prompt: Sequence[int], gen: GenerationSettings,
                      stats=done.stats.to_dict(), peak_rss_mb=rss.mb)
 
 
+def run_engine_chat(engine, chat: BenchPrompt, gen: GenerationSettings, mode: str,
+                    round_no: int) -> RunRecord:
+    """A multi-turn chat, as the app runs it: each turn's prompt is the conversation so far (the
+    prompt cache keeps the earlier turns). tokens_per_second covers the whole chat, prompt
+    processing included: all tokens generated / the time from the first request to the end."""
+    engine.reset_cache()
+    messages = list(chat.messages)
+    ids: list[int] = []
+    passes: list[tuple[int, int]] = []
+    totals: dict[str, float] = {}
+    ttft: float | None = None
+    with PeakRss() as rss:
+        t0 = time.perf_counter()
+        for follow in (*chat.followups, None):
+            done = _one_turn(engine, messages, gen, passes)
+            if ttft is None:
+                ttft = done.stats.ttft_ms
+            ids.extend(done.token_ids)
+            for key, value in done.stats.to_dict().items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    totals[key] = totals.get(key, 0) + value
+            if follow is None:
+                break
+            messages += [Message("assistant", done.text), Message("user", follow)]
+        elapsed = time.perf_counter() - t0
+    totals["turns"] = len(chat.followups) + 1
+    return RunRecord(mode=mode, round=round_no, prompt=chat.name, token_ids=tuple(ids),
+                     tokens_per_second=len(ids) / elapsed if elapsed > 0 else 0.0,
+                     ttft_ms=ttft, passes=tuple(passes), stats=totals, peak_rss_mb=rss.mb)
+
+
+def _one_turn(engine, messages: Sequence[Message], gen: GenerationSettings,
+              passes: list[tuple[int, int]]) -> DoneEvent:
+    last = (0, 0)
+    for ev in engine.chat(messages, gen):
+        if isinstance(ev, (ProgressEvent, DoneEvent)):
+            s = ev.stats
+            if s.drafted > last[0]:
+                passes.append((s.drafted - last[0], s.accepted - last[1]))
+            last = (s.drafted, s.accepted)
+            if isinstance(ev, DoneEvent):
+                return ev
+    raise SpecchatError("the engine ended a reply without its final stats")
+
+
 def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRun:
     from specchat.engine.engine import SpeculativeEngine
 
@@ -144,8 +197,11 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
         for _ in range(max(cfg.physics_reps - groups, 0)):
             physics.rep()
         runners: list[tuple[ModeSpecInfo, Callable[[Sequence[int], int, str, int], RunRecord]]] = []
+        chats = {p.name: p for p in cfg.prompts if p.followups}
+        controllers: dict[str, object] = {}
         for info, spec in modes:
-            runners.append((info, _engine_runner(engine, spec, gen, info.label)))
+            runners.append((info, _engine_runner(engine, spec, gen, info.label, chats,
+                                                 controllers)))
         if cfg.llcpp_peer:
             progress("loading llama-cpp-python peer")
             t = cfg.target
@@ -166,6 +222,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
                     progress(f"round {r + 1}/{cfg.rounds} {name} {info.label}")
                     run.records.append(fn(toks, max_tokens, name, r))
         run.physics = physics.result()
+        run.notes += drafter_notes(run, controllers)
     finally:
         if peer is not None:
             peer.close()
@@ -173,8 +230,10 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
     return run
 
 
-def _engine_runner(engine, spec: SpecSettings, gen: GenerationSettings,
-                   label: str) -> Callable[[Sequence[int], int, str, int], RunRecord]:
+def _engine_runner(engine, spec: SpecSettings, gen: GenerationSettings, label: str,
+                   chats: dict[str, BenchPrompt] | None = None,
+                   controllers: dict[str, object] | None = None,
+                   ) -> Callable[[Sequence[int], int, str, int], RunRecord]:
     # Each mode keeps its own draft-length controller from run to run, as one chat session
     # would: the adaptive mode must not start from what the fixed modes measured.
     controller = None
@@ -184,12 +243,59 @@ def _engine_runner(engine, spec: SpecSettings, gen: GenerationSettings,
         engine.set_spec(spec, keep_measurements=False)
         if controller is not None:
             engine.controller = controller
-        record = run_engine_once(engine, toks, replace(gen, max_tokens=max_tokens), label,
-                                 round_no, name)
+        settings = replace(gen, max_tokens=max_tokens)
+        chat = (chats or {}).get(name)
+        if chat is not None and round_no >= 0:  # (warm-up runs take the first turn only)
+            record = run_engine_chat(engine, chat, settings, label, round_no)
+        else:
+            record = run_engine_once(engine, toks, settings, label, round_no, name)
         controller = engine.controller
+        if controllers is not None:
+            controllers[label] = controller
         return record
 
     return fn
+
+
+def drafter_notes(run: BenchRun, controllers: dict[str, object]) -> list[str]:
+    """Per mode that drafted: acceptance per drafter, and how suffix proposals followed their
+    match length (proposals, mean tokens proposed, share verified, mean tokens verified,
+    acceptance of what was verified), per match-length bucket."""
+    notes = []
+    for info in run.modes:
+        recs = [r for r in run.records if r.mode == info.label]
+        sums = {k: sum(float(r.stats.get(k, 0) or 0) for r in recs)  # type: ignore[arg-type]
+                for k in ("model_drafted", "model_accepted", "suffix_drafted", "suffix_accepted")}
+        if not sums["model_drafted"] and not sums["suffix_drafted"]:
+            continue
+        parts = [f"{kind} {_share(sums[f'{kind}_accepted'], sums[f'{kind}_drafted'])}"
+                 for kind in ("suffix", "model") if sums[f"{kind}_drafted"]]
+        line = f"{info.label}: accepted by drafter: {', '.join(parts)}"
+        log = getattr(controllers.get(info.label), "suffix_log", None)
+        if log:
+            line += "; suffix proposals by match length: " + _suffix_log(log)
+        notes.append(line)
+    return notes
+
+
+def _share(accepted: float, drafted: float) -> str:
+    return f"{accepted:.0f}/{drafted:.0f} ({accepted / drafted:.0%})" if drafted else "0/0"
+
+
+def _suffix_log(log: Sequence[Sequence[int]]) -> str:
+    from specchat.engine.adaptive import SUFFIX_BUCKETS
+
+    edges = (0, *SUFFIX_BUCKETS)
+    out = []
+    for i, (props, tokens, sent, sent_tokens, accepted) in enumerate(log):
+        if not props:
+            continue
+        span = f"{edges[i]}-{edges[i + 1] - 1}" if i + 1 < len(edges) else f"{edges[i]}+"
+        verified = f", {sent_tokens / sent:.1f} verified" if sent else ""
+        acc = f" {_share(accepted, sent_tokens)} accepted" if sent_tokens else ""
+        out.append(f"{span}: {props}× {tokens / props:.1f} proposed, {sent / props:.0%} "
+                   f"sent{verified}{acc}")
+    return "; ".join(out) or "none"
 
 
 def _llcpp_runners(peer: LlamaCppPythonPeer, k: int, run: BenchRun):

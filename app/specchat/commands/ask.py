@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from specchat.commands.model_args import add_model_args, resolve_model_request
+from specchat.commands.model_args import add_model_args
 from specchat.engine.types import (
     STATS_NAMES,
     DoneEvent,
@@ -15,6 +15,7 @@ from specchat.engine.types import (
     Stats,
     TokenEvent,
 )
+from specchat.resolve import load_pair, resolve_model_request
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,15 +52,13 @@ def stats_line(stats: Stats) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from specchat.engine import load_engine
-
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         from specchat.errors import SpecchatError
 
         raise SpecchatError("the prompt is empty")
     request = resolve_model_request(args)
-    engine = load_engine(request.target, request.draft, request.spec, request.chat_template)
+    engine = load_pair(request)
     try:
         if not args.quiet:
             for notice in engine.info.notices:

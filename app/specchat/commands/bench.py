@@ -10,8 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from specchat.commands.model_args import add_model_args, resolve_model_request
+from specchat.commands.model_args import add_model_args
+from specchat.engine.limits import MAX_DRAFT
 from specchat.errors import SpecchatError
+from specchat.resolve import resolve_model_request
 
 BENCH_N_CTX = 2048
 MAKE_PAIR_HELP = """\
@@ -34,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_args(p, generation=False)
     g = p.add_argument_group("benchmark")
     g.add_argument("--prompt-set", default="chat", metavar="NAME",
-                   help="built-in prompts: chat, code, rewrite, long-context, all (default: chat)")
+                   help="built-in prompts: chat, code, rewrite, long-context, edit, edit-chat "
+                        "(three turns of edits), all (default: chat)")
     g.add_argument("--prompts", type=Path, metavar="FILE",
                    help='JSONL prompts: {"prompt": "..."} or {"messages": [...]} per line')
     g.add_argument("--system", metavar="TEXT", help="system prompt for every prompt")
@@ -92,18 +95,18 @@ def _lengths(text: str) -> list[int]:
         ks = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise SpecchatError(f"--draft-lengths must be integers like 2,4,6 (got {text!r})") from None
-    if not ks or any(not 1 <= k <= 32 for k in ks):
-        raise SpecchatError(f"--draft-lengths must be between 1 and 32 (got {text!r})")
+    if not ks or any(not 1 <= k <= MAX_DRAFT for k in ks):
+        raise SpecchatError(f"--draft-lengths must be between 1 and {MAX_DRAFT} (got {text!r})")
     return sorted(set(ks))
 
 
 def _prompts(args: argparse.Namespace) -> list:
-    from specchat.bench.prompts import BUILTIN, builtin_set, load_prompt_file
+    from specchat.bench.prompts import SET_NAMES, builtin_set, load_prompt_file
 
     if args.prompts is not None:
         return load_prompt_file(args.prompts, args.system)
     if args.prompt_set == "all":
-        return [p for name in BUILTIN for p in builtin_set(name, args.system)]
+        return [p for name in SET_NAMES for p in builtin_set(name, args.system)]
     return builtin_set(args.prompt_set, args.system)
 
 
@@ -112,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         raise SpecchatError(f"--rounds must be >= 1 (got {args.rounds})")
     if args.physics_reps < 1:
         raise SpecchatError(f"--physics-reps must be >= 1 (got {args.physics_reps})")
-    if not 1 <= args.native_k <= 32:
-        raise SpecchatError(f"--native-k must be between 1 and 32 (got {args.native_k})")
+    if not 1 <= args.native_k <= MAX_DRAFT:
+        raise SpecchatError(f"--native-k must be between 1 and {MAX_DRAFT} (got {args.native_k})")
     lengths = _lengths(args.draft_lengths)
     prompts = _prompts(args)
     if args.plot is not None:

@@ -1,4 +1,5 @@
-"""`specchat doctor`: the llama.cpp build, GPU offload, devices, versions, config and paths."""
+"""`specchat doctor`: the llama.cpp build (its backend, whether it sees a GPU, GPU offload),
+devices, versions, config and paths."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import platform
 import shutil
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 
 from specchat import __version__
@@ -31,27 +33,99 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+# ggml backend registry names of accelerators, as shown to the user
+ACCELERATORS = {"CUDA": "CUDA", "MTL": "Metal", "METAL": "Metal", "VULKAN": "Vulkan",
+                "ROCM": "ROCm", "HIP": "ROCm", "SYCL": "SYCL", "OPENCL": "OpenCL",
+                "MUSA": "MUSA", "CANN": "CANN", "WEBGPU": "WebGPU"}
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What the llama.cpp build was compiled with and what it sees now."""
+
+    registries: tuple[tuple[str, int], ...]  # (ggml backend name, devices it found)
+    gpus: tuple[str, ...]  # the GPU devices it sees (CUDA0, ...)
+    offload: bool  # llama_supports_gpu_offload()
+
+    @property
+    def accelerators(self) -> list[str]:
+        return [ACCELERATORS[n.upper()] for n, _ in self.registries if n.upper() in ACCELERATORS]
+
+    @property
+    def backend(self) -> str:
+        return self.accelerators[0] if self.accelerators else "CPU"
+
+
+def _registries() -> tuple[tuple[str, int], ...]:
+    """The ggml backends compiled into (or loaded by) the build, with their device counts."""
+    import ctypes
+
+    from llama_cpp._ggml import libggml as lib
+
+    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
+    lib.ggml_backend_reg_get.restype = ctypes.c_void_p
+    lib.ggml_backend_reg_get.argtypes = [ctypes.c_size_t]
+    lib.ggml_backend_reg_name.restype = ctypes.c_char_p
+    lib.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_reg_dev_count.restype = ctypes.c_size_t
+    lib.ggml_backend_reg_dev_count.argtypes = [ctypes.c_void_p]
+    found = []
+    for i in range(lib.ggml_backend_reg_count()):
+        reg = lib.ggml_backend_reg_get(i)
+        name = (lib.ggml_backend_reg_name(reg) or b"?").decode(errors="replace")
+        found.append((name, int(lib.ggml_backend_reg_dev_count(reg))))
+    return tuple(found)
+
+
+def _registries_from_system_info(info: str) -> tuple[tuple[str, int], ...]:
+    """Fallback when the registry cannot be read: backend names from llama_print_system_info
+    ("CUDA : ARCHS = 900 | ... | CPU : SSE3 = 1 | ..."); device counts unknown (-1)."""
+    names = []
+    for part in info.split("|"):
+        name = part.split(":")[0].strip()
+        if ":" in part and name and (name.upper() in ACCELERATORS or name == "CPU"):
+            names.append(name)
+    return tuple((n, -1) for n in dict.fromkeys(names))
+
+
+def build_lines(build: BuildInfo, nvidia_gpu: bool, apple_silicon: bool) -> list[str]:
+    """The doctor's summary of the build: backend, what it was built with, GPU seen, offload."""
+    seen = f"yes ({', '.join(build.gpus)})" if build.gpus else "no"
+    built = ", ".join(n for n, _ in build.registries) or "unknown"
+    lines = [f"llama.cpp     backend {build.backend} (built with {built}), GPU seen {seen}, "
+             f"GPU offload {'yes' if build.offload else 'no'}"]
+    if build.accelerators and not build.gpus:
+        lines.append(f"  hint: this build has {build.backend} but sees no GPU: check the driver "
+                     "(nvidia-smi, CUDA_VISIBLE_DEVICES) or rebuild for the GPU this machine has")
+    elif not build.accelerators and nvidia_gpu:
+        lines.append("  hint: an NVIDIA GPU is present but this llama-cpp-python build is "
+                     "CPU-only; rebuild it with packaging/install.sh --backend cuda")
+    elif not build.accelerators and apple_silicon:
+        lines.append("  hint: rebuild llama-cpp-python with Metal: "
+                     "packaging/install.sh --backend metal")
+    return lines
+
+
 def _build_lines() -> list[str]:
     try:
         import llama_cpp
     except Exception as exc:  # a broken native build must still be reported, not crash
         return [f"llama.cpp     cannot load llama_cpp: {type(exc).__name__}: {exc}"]
-    offload = gpu.supports_gpu_offload()
-    lines = [f"llama.cpp     backend {gpu.backend()}, GPU offload {'yes' if offload else 'no'}"]
-    for dev in gpu.devices():
+    devices = gpu.devices()  # initialises llama.cpp (quiet log) before the registry is read
+    info = (llama_cpp.llama_print_system_info() or b"").decode(errors="replace").strip(" |")
+    try:
+        registries = _registries()
+    except (AttributeError, OSError, ImportError):  # an older ggml without the registry API
+        registries = _registries_from_system_info(info)
+    gpus = tuple(d.name for d in devices if d.is_gpu)
+    build = BuildInfo(registries, gpus, gpu.supports_gpu_offload())
+    nvidia = shutil.which("nvidia-smi") is not None
+    apple = sys.platform == "darwin" and platform.machine() == "arm64"
+    lines = build_lines(build, nvidia, apple)
+    for dev in devices:
         mem = f", {dev.free_bytes / GB:.1f} of {dev.total_bytes / GB:.1f} GB free"
         lines.append(f"  device {dev.index}  {dev.kind}: {dev.name} ({dev.description}){mem}")
-    info = (llama_cpp.llama_print_system_info() or b"").decode(errors="replace").strip(" |")
     lines.append(f"  system info {info}")
-    if not offload and shutil.which("nvidia-smi"):
-        lines.append(
-            "  hint: an NVIDIA GPU is present but this llama-cpp-python build is CPU-only; "
-            "rebuild it with packaging/install.sh --backend cuda"
-        )
-    elif not offload and sys.platform == "darwin" and platform.machine() == "arm64":
-        lines.append(
-            "  hint: rebuild llama-cpp-python with Metal: packaging/install.sh --backend metal"
-        )
     return lines
 
 

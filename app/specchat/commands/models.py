@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from specchat.config import ModelConfig, PairConfig, load_registry
-from specchat.config.offload import Footprint, plan_offload
 from specchat.config.paths import cache_dir, hf_cache_dir, hf_offline
-from specchat.engine import devices as gpu
-from specchat.errors import DownloadError, SpecchatError, VocabMismatchError
+from specchat.errors import DownloadError, SpecchatError
+from specchat.pair_check import GB, OVERHEAD_BYTES, check_pair, files_pair
 from specchat.sources import local_size, resolve_model_files
-
-if TYPE_CHECKING:
-    from specchat.engine.llama import LlamaModel
-    from specchat.sources.meta import GgufInfo
-
-GB = 1e9
-OVERHEAD_BYTES = 200_000_000  # per model: compute buffers, context, runtime
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -131,91 +122,14 @@ def _check_pair(args: argparse.Namespace) -> PairConfig:
         return pair
     if not args.target:
         raise SpecchatError("give a pair name, or --target PATH (and --draft PATH)")
-    return PairConfig(
-        name="(files)",
-        target=ModelConfig(path=args.target, n_gpu_layers="auto"),
-        draft=ModelConfig(path=args.draft) if args.draft else None,
-        cross_vocab=args.cross_vocab,
-    )
+    return files_pair(args.target, args.draft, args.cross_vocab)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from specchat.engine.compat import vocab_mismatch
-    from specchat.sources.meta import gguf_info, open_vocab_only
-
-    pair = _check_pair(args)
-    paths: dict[str, list[Path]] = {}
-    for role, model in (("target", pair.target), ("draft", pair.draft)):
-        if model is not None:
-            paths[role] = resolve_model_files(model, offline=args.offline, progress=True)
-    opened: dict[str, LlamaModel] = {}
-    try:
-        for role, files in paths.items():
-            opened[role] = open_vocab_only(files[0])
-        infos = {role: gguf_info(m, tuple(paths[role][1:])) for role, m in opened.items()}
-        print(f"pair {pair.name}" + (f": {pair.description}" if pair.description else ""))
-        for role, info in infos.items():
-            cfg = pair.target if role == "target" else pair.draft
-            assert cfg is not None
-            ctx = cfg.n_ctx or info.n_ctx_train
-            print(
-                f"  {role:<7}{info.path.name}\n{'':9}{info.architecture}, {info.quantization}, "
-                f"{info.size_label or '?'} params, context {info.n_ctx_train} (using {ctx}), "
-                f"{info.n_layers} layers, vocab {info.n_vocab}, {info.file_bytes / 1e6:.1f} MB"
-            )
-        reason = vocab_mismatch(opened["target"], opened["draft"]) if "draft" in opened else None
-    finally:
-        for model in opened.values():
-            model.close()
-    usable = True
-    if "draft" not in opened:
-        print("  vocab  no draft: the target runs alone")
-    elif reason is None:
-        print("  vocab  same vocabulary: token-level drafting")
-    elif pair.cross_vocab:
-        print(f"  vocab  different ({reason}): cross-vocabulary drafting is on")
-    else:
-        usable = False
-        print(f"  vocab  different ({reason})")
-    fits = _report_memory(pair, infos)
-    if not usable:
-        t, d = paths["target"][0].name, paths["draft"][0].name
-        raise VocabMismatchError(
-            f"draft {d} and target {t} do not share a vocabulary: {reason}; enable "
-            "cross-vocabulary drafting (--cross-vocab, or cross_vocab = true in models.toml)"
-        )
-    if not fits:
-        raise SpecchatError(f"pair {pair.name}: the models do not fit in this machine's memory")
+    report = check_pair(_check_pair(args), offline=args.offline, progress=True)
+    for line in report.lines:
+        print(line)
+    if report.error is not None:
+        raise report.error
     print("  result usable")
     return 0
-
-
-def _report_memory(pair: PairConfig, infos: dict[str, GgufInfo]) -> bool:
-    """Print the memory estimate and GPU offload plan; False when the pair cannot fit at all."""
-    cfgs = {r: m for r, m in (("target", pair.target), ("draft", pair.draft)) if m is not None}
-    prints = {
-        role: Footprint(info.file_bytes, info.n_layers, info.kv_bytes(cfgs[role].n_ctx))
-        for role, info in infos.items()
-    }
-    need = sum(fp.total_bytes + OVERHEAD_BYTES for fp in prints.values())
-    available, total = gpu.system_memory()
-    vram = gpu.free_vram(pair.target.main_gpu)
-    line = f"  memory needs ~{need / GB:.2f} GB"
-    if available:
-        line += f"; {available / GB:.1f} GB of {total / GB:.1f} GB RAM available"
-    if vram:
-        t, d = plan_offload(vram, prints["target"], prints.get("draft"))
-        planned = {"target": t, "draft": d}
-        layers = {
-            r: planned[r] if m.n_gpu_layers == "auto" else m.n_gpu_layers for r, m in cfgs.items()
-        }
-        shown = ", ".join(f"{role} {layers[role]}" for role in prints)
-        line += f"; {vram / GB:.1f} GB free VRAM ({gpu.backend()}), GPU layers: {shown} (-1 = all)"
-    else:
-        line += f"; no GPU offload ({gpu.backend()} build)"
-    print(line)
-    if available and need > available + vram:
-        if need > total + vram:
-            return False
-        print("  warning: less memory is free now than the pair needs; close other programs")
-    return True

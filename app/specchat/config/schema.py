@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+from specchat.engine.limits import MAX_DRAFT
+
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SOURCE_KEYS = ("repo", "path", "pypi")
 # TOML values are typed: "yes" is not a boolean and 2 is not a flag.
@@ -124,8 +126,8 @@ class PairConfig(BaseModel):
     target: ModelConfig
     draft: ModelConfig | None = None
     cross_vocab: Bool = False
-    draft_max: Int = Field(default=8, ge=1, le=31)
-    draft_min: Int = Field(default=0, ge=0)
+    draft_max: Int = Field(default=8, ge=1, le=MAX_DRAFT)
+    draft_min: Int = Field(default=0, ge=0, le=MAX_DRAFT)
     # 0 = off: the adaptive controller sizes drafts from measured acceptance
     p_min: float = Field(default=0.0, ge=0.0, le=1.0)
     adaptive: Bool = True

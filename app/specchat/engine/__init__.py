@@ -1,5 +1,6 @@
 """Speculative decoding engine: a draft proposes, the target verifies. Knows nothing of the UI."""
 
+from specchat.engine.context import REFILL_SHARE, drop_oldest_turn, prompt_budget
 from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import (
     DoneEvent,
@@ -19,6 +20,7 @@ from specchat.engine.types import (
 )
 
 __all__ = [
+    "REFILL_SHARE",
     "ChatEngine",
     "DoneEvent",
     "DraftMode",
@@ -34,7 +36,9 @@ __all__ = [
     "SpecSettings",
     "Stats",
     "TokenEvent",
+    "drop_oldest_turn",
     "load_engine",
+    "prompt_budget",
 ]
 
 

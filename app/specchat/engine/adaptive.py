@@ -9,12 +9,20 @@ the draft does not pay, speculation switches off and is only probed now and then
 A probe is not free: the draft must first read everything written while it was off (its catch-up,
 hundreds of tokens after a long reply). Probes are therefore paid from a time budget: one happens
 only when its predicted cost, catch-up included, is at most PROBE_SHARE of the time spent with
-speculation off since the last one (HOPELESS_SHARE when not even a perfect draft would pay)."""
+speculation off since the last one (HOPELESS_SHARE when not even a perfect draft would pay).
+
+Suffix drafts (suffix.py) cost nothing to make, so only their verification is weighed: each
+proposal's length is cut to what pays at the acceptance its match length has earned (counted per
+match-length bucket, starting from SUFFIX_PRIOR) times the support of each proposed token. The
+controller keeps each drafter's own acceptance; target costs are shared. Everything it learned
+can be saved and restored (snapshot/restore; learned.py stores it between runs)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 EMA = 0.25  # weight of a new timing sample
 ACCEPT_DECAY = 0.97  # how fast old acceptance evidence fades (per round)
@@ -23,7 +31,14 @@ HOPELESS_SHARE = 0.005  # ...when the draft cannot pay even at full acceptance (
 # Speculate only when the model predicts a clear gain: timings are noisy, and a borderline
 # draft length that loses on this hardware costs more than the small win it might bring.
 MARGIN = 1.05
+OUTLIER = 2.0  # a timing sample above this multiple of the estimate counts as this multiple
 NEIGHBOUR_EVERY = 8  # rounds between tries of a neighbouring draft length (keeps costs fresh)
+# Suffix drafts: acceptance per match-length bucket (<4, 4-7, 8-15, 16+ tokens matched), starting
+# from a prior worth SUFFIX_PRIOR_WEIGHT rounds: a long match in a conversation is usually copied.
+SUFFIX_BUCKETS = (4, 8, 16)
+SUFFIX_PRIOR = (0.4, 0.85, 0.92, 0.95)
+SUFFIX_PRIOR_WEIGHT = 2.0
+SNAPSHOT_VERSION = 1
 
 
 @dataclass
@@ -49,6 +64,12 @@ class DraftLengthController:
     _raw_fail: int = 0  # rounds with a rejection, never decayed
     last_k: int = 0
     switched_off: bool = False
+    # suffix drafts, per match-length bucket: decayed accepted tokens and rounds with a rejection
+    suffix_succ: list[float] = field(default_factory=lambda: [0.0] * len(SUFFIX_PRIOR))
+    suffix_fail: list[float] = field(default_factory=lambda: [0.0] * len(SUFFIX_PRIOR))
+    # what suffix proposals did, per bucket (reporting only, not persisted): proposals, tokens
+    # proposed, proposals verified, tokens verified, tokens accepted
+    suffix_log: list[list[int]] = field(default_factory=lambda: [[0] * 5 for _ in SUFFIX_PRIOR])
 
     @property
     def acceptance(self) -> float:
@@ -171,6 +192,7 @@ class DraftLengthController:
         acceptance when the drafter is the same (settings changed between replies)."""
         self.t_verify = dict(old.t_verify)
         self.overhead = old.overhead
+        self.suffix_succ, self.suffix_fail = list(old.suffix_succ), list(old.suffix_fail)
         if same_drafter and old.t_draft is not None:
             self.t_draft, self.t_catchup = old.t_draft, old.t_catchup
             self._succ, self._fail = old._succ, old._fail
@@ -192,8 +214,10 @@ class DraftLengthController:
         best = max(rates, key=lambda k: (rates[k], -k), default=0)
         return best if best and rates[best] > MARGIN * alone else 0
 
-    def verify_cost(self, n: int) -> float:
-        if n in self.t_verify:
+    def verify_cost(self, n: int, smooth: bool = False) -> float:
+        """Target time for a pass over n tokens: the measured one, or (smooth, or not
+        measured) the least-squares line through all measured batch sizes."""
+        if n in self.t_verify and not (smooth and len(self.t_verify) > 2):
             return self.t_verify[n]
         pts = sorted(self.t_verify.items())
         if len(pts) == 1:  # one point: assume cost grows half a token per extra token
@@ -216,9 +240,15 @@ class DraftLengthController:
         round_s: float,
         catchup_s: float = 0.0,
         catchup_tokens: int = 0,
+        kind: str = "model",
+        match_len: int = 0,
     ) -> None:
         """Feed back one round: tokens drafted and accepted, where the time went, and the
-        drafter's catch-up after a pause (not part of round_s)."""
+        drafter's catch-up after a pause (not part of round_s). kind "suffix": a suffix draft
+        of a `match_len`-token match (its acceptance is kept apart from the model's)."""
+        if kind == "suffix" and drafted > 0:
+            self._record_suffix(drafted, accepted, verify_s, round_s, match_len)
+            return
         self._rounds += 1
         if catchup_tokens > 2:
             per_token = catchup_s / catchup_tokens
@@ -234,12 +264,158 @@ class DraftLengthController:
             self._fail = self._fail * ACCEPT_DECAY + (1 if accepted < drafted else 0)
             self._raw_succ += accepted
             self._raw_fail += 1 if accepted < drafted else 0
-        n = drafted + 1
-        prev = self.t_verify.get(n)
-        self.t_verify[n] = verify_s if prev is None else _ema(prev, verify_s)
+        self._record_verify(drafted + 1, verify_s)
         # drafting that proposed nothing (p_min stop) is overhead of this round, not per-token cost
         rest = max(round_s - (draft_s if drafted else 0.0) - verify_s, 0.0)
         self.overhead = _ema(self.overhead, rest) if self._rounds > 1 else rest
+
+    def _record_verify(self, n: int, verify_s: float) -> None:
+        """A target pass over n tokens took verify_s. One pass slower than OUTLIER x the
+        estimate (the machine was busy) counts as OUTLIER x: a hiccup must not make one-token
+        passes look dearer than batched ones and switch drafting on."""
+        prev = self.t_verify.get(n)
+        if prev is None:
+            self.t_verify[n] = verify_s
+        else:
+            self.t_verify[n] = _ema(prev, min(verify_s, OUTLIER * prev))
+
+    # ---- suffix drafts ---------------------------------------------------------------------
+
+    def suffix_acceptance(self, match_len: int) -> float:
+        """Per-token acceptance suffix drafts of this match length have earned (with the prior)."""
+        b = suffix_bucket(match_len)
+        succ = self.suffix_succ[b] + SUFFIX_PRIOR[b] * SUFFIX_PRIOR_WEIGHT
+        fail = self.suffix_fail[b] + (1 - SUFFIX_PRIOR[b]) * SUFFIX_PRIOR_WEIGHT
+        return succ / (succ + fail)
+
+    def suffix_k(self, support: Sequence[float], match_len: int, limit: int) -> int:
+        return self.suffix_plan(support, match_len, limit)[0]
+
+    def suffix_plan(
+        self, support: Sequence[float], match_len: int, limit: int
+    ) -> tuple[int, float]:
+        """How many tokens of a suffix proposal to verify, and the predicted tokens/second: the
+        count with the best predicted rate, 0 unless it beats the target alone by MARGIN. Token
+        i is expected to be accepted with the acceptance the match length has earned times its
+        support (share of equally good matches agreeing)."""
+        n_max = min(len(support), limit)
+        if n_max <= 0 or 1 not in self.t_verify:
+            return 0, 0.0
+        a = self.suffix_acceptance(match_len)
+        # the line through all batch sizes: one noisy pass at some size must not decide
+        alone = 1.0 / (self.verify_cost(1, smooth=True) + self.overhead)
+        best, best_rate, expected, chance = 0, MARGIN * alone, 1.0, 1.0
+        for n in range(1, n_max + 1):
+            chance *= a * support[n - 1]
+            expected += chance
+            rate = expected / (self.verify_cost(n + 1, smooth=True) + self.overhead)
+            if rate > best_rate:
+                best, best_rate = n, rate
+        return best, best_rate if best else 0.0
+
+    def model_rate(self, limit: int) -> float:
+        """Predicted tokens/second of the draft model at its best length, once explored (0 when
+        it does not pay or is still being explored)."""
+        if self.t_draft is None or 1 not in self.t_verify or self._explored < 3:
+            return 0.0
+        k = self.best_k(min(limit, self.draft_max))
+        return self.predicted_rate(k) if k else 0.0
+
+    def note_suffix_proposal(self, match_len: int, proposed: int, sent: int) -> None:
+        """Log a suffix proposal of `proposed` tokens, of which `sent` go to verification."""
+        if proposed:
+            row = self.suffix_log[suffix_bucket(match_len)]
+            row[0] += 1
+            row[1] += proposed
+            row[2] += 1 if sent else 0
+            row[3] += sent
+
+    def _record_suffix(
+        self, drafted: int, accepted: int, verify_s: float, round_s: float, match_len: int
+    ) -> None:
+        b = suffix_bucket(match_len)
+        self.suffix_log[b][4] += accepted
+        self.suffix_succ[b] = self.suffix_succ[b] * ACCEPT_DECAY + accepted
+        self.suffix_fail[b] = self.suffix_fail[b] * ACCEPT_DECAY + (1 if accepted < drafted else 0)
+        self._record_verify(drafted + 1, verify_s)
+        if self.last_k == 0:  # the model was off (or absent) this round: its probe budget grows
+            self._off_s += round_s
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, object]:
+        """What this controller learned, as plain JSON-able data."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "t_verify": {str(n): t for n, t in sorted(self.t_verify.items())},
+            "overhead": self.overhead,
+            "t_draft": self.t_draft,
+            "t_catchup": self.t_catchup,
+            "succ": self._succ,
+            "fail": self._fail,
+            "raw_succ": self._raw_succ,
+            "raw_fail": self._raw_fail,
+            "explored": self._explored,
+            "suffix_succ": list(self.suffix_succ),
+            "suffix_fail": list(self.suffix_fail),
+        }
+
+    def restore(self, data: Mapping[str, object]) -> bool:
+        """Start from a snapshot (of the same models on the same machine). False, and nothing
+        changed, when it is not a snapshot this version understands."""
+        try:
+            state = _parse_snapshot(data)
+        except (KeyError, TypeError, ValueError):
+            return False
+        self.t_verify = state["t_verify"]
+        self.overhead = state["overhead"]
+        self.t_draft, self.t_catchup = state["t_draft"], state["t_catchup"]
+        self._succ, self._fail = state["succ"], state["fail"]
+        self._raw_succ, self._raw_fail = state["raw_succ"], state["raw_fail"]
+        self._explored = state["explored"]
+        self.suffix_succ, self.suffix_fail = state["suffix_succ"], state["suffix_fail"]
+        return True
+
+
+def suffix_bucket(match_len: int) -> int:
+    return sum(1 for edge in SUFFIX_BUCKETS if match_len >= edge)
+
+
+def _parse_snapshot(data: Mapping[str, object]) -> dict[str, Any]:
+    if data.get("version") != SNAPSHOT_VERSION:
+        raise ValueError("another snapshot version")
+
+    def num(x: object) -> float:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            raise TypeError("not a number")
+        if x < 0:
+            raise ValueError("negative")
+        return float(x)
+
+    def opt(x: object) -> float | None:
+        return None if x is None else num(x)
+
+    def buckets(x: object) -> list[float]:
+        if not isinstance(x, list) or len(x) != len(SUFFIX_PRIOR):
+            raise ValueError("bucket count")
+        return [num(v) for v in x]
+
+    t_verify = data["t_verify"]
+    if not isinstance(t_verify, dict):
+        raise TypeError("t_verify")
+    return {
+        "t_verify": {int(n): num(t) for n, t in t_verify.items() if int(n) >= 1},
+        "overhead": num(data["overhead"]),
+        "t_draft": opt(data["t_draft"]),
+        "t_catchup": opt(data["t_catchup"]),
+        "succ": num(data["succ"]),
+        "fail": num(data["fail"]),
+        "raw_succ": int(num(data["raw_succ"])),
+        "raw_fail": int(num(data["raw_fail"])),
+        "explored": min(int(num(data["explored"])), 3),
+        "suffix_succ": buckets(data["suffix_succ"]),
+        "suffix_fail": buckets(data["suffix_fail"]),
+    }
 
 
 def _ema(old: float, new: float) -> float:

@@ -67,6 +67,7 @@ class CrossVocabDrafter:
             source,
             bos_token=_text(draft, draft.bos),
             eos_token=_text(draft, draft.eos),
+            name=draft.path.name,
         )
         self._prompt_len = 0
         self._draft_prompt: list[int] = []

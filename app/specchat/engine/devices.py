@@ -59,7 +59,7 @@ def _ggml() -> ctypes.CDLL | None:
 def _init_llama() -> bool:
     """Initialise llama.cpp the engine's way (quiet log); False when it cannot be loaded."""
     try:
-        from specchat.engine.llama import init_backend
+        from specchat.engine.backend import init_backend
     except Exception:
         return False
     init_backend()

@@ -12,8 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
+from specchat.engine.adaptive import SUFFIX_BUCKETS, DraftLengthController
 from specchat.engine.llama import LlamaModel
 from specchat.engine.sampling import distribution, greedy, sample, top_probability
+from specchat.engine.suffix import SuffixDrafter
 from specchat.engine.types import GenerationSettings, Message
 
 
@@ -28,6 +30,8 @@ class Draft:
     catchup_tokens: int = 0  # tokens evaluated for that (1-2 in steady state; more after a pause)
     stopped_early: bool = False  # confidence fell below p_min
     extra: dict[str, float] = field(default_factory=dict)
+    kind: str = ""  # which drafter of a chain made it: "model", "suffix" ("" when empty)
+    match_len: int = 0  # suffix drafts: tokens of context matched
 
 
 class Drafter(Protocol):
@@ -190,3 +194,92 @@ def lookup(context: Sequence[int], n: int, ngram_max: int, ngram_min: int) -> li
                 if follow.size:
                     return [int(t) for t in follow]
     return []
+
+
+class ChainDrafter:
+    """Drafters in order of cost, as llama.cpp chains them: each round the suffix drafter's
+    proposal (free to make) when the controller says verifying it pays (and the draft model is
+    not predicted to do better), else the model drafter when the controller says it pays, else
+    nothing (the target alone). Each draft says which drafter made it, so the controller
+    credits the right one."""
+
+    def __init__(self, suffix: SuffixDrafter | None, model: Drafter | None) -> None:
+        if suffix is None and model is None:
+            raise ValueError("a drafter chain needs at least one drafter")
+        self.suffix = suffix
+        self.model = model
+
+    @property
+    def typical_acceptance(self) -> float:
+        return self.model.typical_acceptance if self.model is not None else 1.0
+
+    def reset(self) -> None:
+        if self.suffix is not None:
+            self.suffix.reset()
+        if self.model is not None:
+            self.model.reset()
+
+    def lag(self, context: Sequence[int]) -> int:
+        return self.model.lag(context) if self.model is not None else 0
+
+    def prepare(self, prompt: Sequence[int]) -> None:
+        if self.model is not None:
+            self.model.prepare(prompt)
+
+    def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
+        if self.suffix is not None:
+            self.suffix.begin(prompt)
+        if self.model is not None:
+            self.model.begin(prompt, messages)
+
+    def draft(
+        self,
+        context: Sequence[int],
+        limit: int,
+        settings: GenerationSettings,
+        rng: np.random.Generator,
+        ctrl: DraftLengthController,
+    ) -> Draft:
+        """This round's draft of at most `limit` tokens (empty: the target alone)."""
+        limit = min(limit, ctrl.draft_max)
+        if limit <= 0:
+            return Draft([])
+        nothing = Draft([])
+        if self.suffix is not None:
+            nothing = self._suffix_draft(context, limit, ctrl)
+            if nothing.tokens:
+                return nothing
+        if self.model is None:
+            return nothing  # (with the match it found, for the record)
+        model = self.model
+        k = ctrl.next_k(limit, lag=lambda: model.lag(context))
+        if k <= 0:
+            return nothing
+        draft = model.propose(context, k, settings, rng)
+        draft.tokens = draft.tokens[:k]
+        draft.kind = "model"
+        return draft
+
+    def _suffix_draft(
+        self, context: Sequence[int], limit: int, ctrl: DraftLengthController
+    ) -> Draft:
+        assert self.suffix is not None
+        t0 = time.perf_counter()
+        proposal = self.suffix.propose(context, limit)
+        n = 0
+        if not ctrl.adaptive:  # fixed setup: verify what the suffix drafter trusts (with a
+            # model to fall back on, not a short match)
+            short = self.model is not None and proposal.match_len < SUFFIX_BUCKETS[0]
+            n = 0 if short else len(proposal.tokens)
+        elif proposal.tokens:
+            n, rate = ctrl.suffix_plan(proposal.support, proposal.match_len, limit)
+            if n and self.model is not None and ctrl.model_rate(limit) > rate:
+                n = 0  # the draft model is expected to do better this round
+        ctrl.note_suffix_proposal(proposal.match_len, len(proposal.tokens), n)
+        return Draft(
+            proposal.tokens[:n],
+            None,  # deterministic: sampling verifies it by sample-and-match
+            draft_s=time.perf_counter() - t0,
+            kind="suffix" if n else "",
+            match_len=proposal.match_len,
+        )

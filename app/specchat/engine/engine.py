@@ -4,20 +4,32 @@ One SpeculativeEngine owns both models and must be used from one thread at a tim
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from specchat.engine.adaptive import PROBE_SHARE, DraftLengthController
 from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
+from specchat.engine.context import (
+    REFILL_SHARE,
+    drop_oldest_turn,
+    drop_prefix,
+    prompt_budget,
+)
 from specchat.engine.costs import LoadCosts, measure_load_costs, warm_up
-from specchat.engine.drafting import Drafter, LookupDrafter, ModelDrafter, common_prefix
-from specchat.engine.llama import LlamaModel, backend_name, default_threads
+from specchat.engine.devices import backend as backend_name
+from specchat.engine.drafting import ChainDrafter, Drafter, ModelDrafter, common_prefix
+from specchat.engine.learned import LearnedStore, learned_key
+from specchat.engine.limits import MAX_DRAFT
+from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
 from specchat.engine.sampling import distribution, greedy, sample
+from specchat.engine.suffix import SuffixDrafter
 from specchat.engine.template import CHATML, ChatTemplate
 from specchat.engine.textstream import TextStream
 from specchat.engine.threads import SharedThreadpool
@@ -36,10 +48,8 @@ from specchat.engine.types import (
     Stats,
     TokenEvent,
 )
-from specchat.engine.verify import verify_greedy, verify_sampling
-from specchat.errors import ContextOverflowError, GpuOffloadError, SpecchatError
-
-MAX_DRAFT = 32  # batched logits drift from one-token logits beyond ~33 tokens (README)
+from specchat.engine.verify import known_prefix, verify_greedy, verify_sampling
+from specchat.errors import ContextOverflowError, GpuOffloadError, LoadCancelled, SpecchatError
 
 
 def load_engine(
@@ -47,27 +57,90 @@ def load_engine(
     draft: ModelSettings | None,
     spec: SpecSettings,
     chat_template: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> SpeculativeEngine:
-    return SpeculativeEngine.load(target, draft, spec, chat_template=chat_template)
+    return SpeculativeEngine.load(target, draft, spec, chat_template=chat_template, cancel=cancel)
 
 
 def _open_with_cpu_fallback(
-    settings: ModelSettings, pool: SharedThreadpool | None, notices: list[str]
+    settings: ModelSettings,
+    pool: SharedThreadpool | None,
+    notices: list[str],
+    cancel: threading.Event | None = None,
 ) -> LlamaModel:
     """Load a model; when GPU offload fails (out of GPU memory...), load it on the CPU and say
     so rather than fail."""
+    if cancel is not None and cancel.is_set():
+        raise LoadCancelled(f"loading {Path(settings.path).name} was cancelled")
     try:
-        return LlamaModel.open(settings, threadpool=pool)
+        return LlamaModel.open(settings, threadpool=pool, cancel=cancel)
     except GpuOffloadError as exc:
         if settings.n_gpu_layers == 0:
             raise
-        model = LlamaModel.open(dataclasses.replace(settings, n_gpu_layers=0), threadpool=pool)
+        model = LlamaModel.open(
+            dataclasses.replace(settings, n_gpu_layers=0), threadpool=pool, cancel=cancel
+        )
         notices.append(
             f"{exc.message} -- loaded {Path(settings.path).name} on the CPU instead "
             "(to keep part of it on the GPU, set n_gpu_layers lower than "
             f"{settings.n_gpu_layers})"
         )
         return model
+
+
+@dataclass
+class _Drafted:
+    """What one round drafted, with its timings (for the draft-length controller)."""
+
+    tokens: list[int] = field(default_factory=list)
+    q: list[np.ndarray] | None = None  # the draft's distributions (sampling with a model draft)
+    draft_s: float = 0.0
+    paused_s: float = 0.0  # catching up after speculation was off: not a steady round cost
+    catchup_s: float = 0.0
+    catchup_tokens: int = 0
+    kind: str = ""  # the chain's drafter that made it: "model", "suffix" ("" when empty)
+    match_len: int = 0  # suffix drafts: tokens of context matched
+
+
+@dataclass
+class _Reply:
+    """The state of one reply while it is generated."""
+
+    settings: GenerationSettings
+    rng: np.random.Generator
+    drafter: ChainDrafter | None  # None: the target alone (for this reply)
+    stats: Stats
+    seq: list[int]  # every token so far; the target's cache holds all but the last
+    stream: TextStream
+    out_ids: list[int] = field(default_factory=list)
+    pending: list[tuple[int, Origin]] = field(default_factory=list)  # to emit next
+    draft_kind: str = ""  # which drafter proposed the pending Origin.DRAFT tokens
+    finish: str = ""
+    t_first: float = 0.0
+    notices: list[Event] = field(default_factory=list)  # to say before the next tokens
+
+    def pick(self, logits: np.ndarray) -> int:
+        """The target's own token from one row of logits."""
+        if self.settings.greedy:
+            return greedy(logits)
+        return sample(distribution(logits, self.settings), self.rng)
+
+
+def _stateful_reason(target: LlamaModel, draft: LlamaModel | None) -> str | None:
+    """Speculation rolls a model's cache back after each rejection; the state of a recurrent
+    or hybrid model (Mamba, RWKV, Jamba, LFM2, Qwen3-Next...) cannot be rolled back."""
+    for role, model in (("target", target), ("draft", draft)):
+        if model is not None and model.keeps_state:
+            return (
+                f"the {role} {model.path.name} is a recurrent or hybrid model, whose state "
+                "cannot be rolled back after a rejected draft: running the target alone, "
+                "without speculation"
+            )
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())  # one line
 
 
 class SpeculativeEngine:
@@ -80,6 +153,10 @@ class SpeculativeEngine:
     ) -> None:
         self.target = target
         self.draft_model = draft
+        self._busy = threading.RLock()  # held while a step of a reply uses the models
+        self._closing = False
+        self._draft_failures: set[str] = set()  # reasons already said
+        self._dropped_before: list[Message] = []  # turns left out of the last request
         self._mismatch = vocab_mismatch(target, draft) if draft is not None else None
         self.cross_vocab = self._mismatch is not None
         self._notices: list[str] = []
@@ -95,15 +172,21 @@ class SpeculativeEngine:
             eos_token=target.token_text(target.eos).decode(errors="replace")
             if target.eos >= 0
             else "",
+            name=target.path.name,
         )
         self._spec = spec
-        self._drafter: Drafter | None = None
+        self._drafter: ChainDrafter | None = None
         self._threadpool: SharedThreadpool | None = None
+        # Why speculation cannot run with these models at all (said once, at load).
+        self._no_speculation = _stateful_reason(target, draft)
+        if self._no_speculation:
+            self._notices.append(self._no_speculation)
         warm_up(target)
         self._load_costs = LoadCosts()
-        if draft is not None:
+        if draft is not None and not self._no_speculation:
             warm_up(draft)
-            self._load_costs = measure_load_costs(target, draft, spec.draft_max)
+            if self._learned_state(spec) is None:  # else the last run's costs are better
+                self._load_costs = measure_load_costs(target, draft, spec.draft_max)
         self.set_spec(spec)
 
     @classmethod
@@ -113,20 +196,27 @@ class SpeculativeEngine:
         draft: ModelSettings | None,
         spec: SpecSettings,
         chat_template: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> SpeculativeEngine:
+        """Load both models. Setting `cancel` (from another thread) stops loading midway with
+        LoadCancelled; nothing stays allocated."""
         pool = SharedThreadpool(target.n_threads or default_threads()) if draft else None
         notices: list[str] = []
-        target_model = _open_with_cpu_fallback(target, pool, notices)
-        draft_model = None
+        target_model = draft_model = None
         try:
-            if draft is not None and spec.mode is DraftMode.MODEL:
-                draft_model = _open_with_cpu_fallback(draft, pool, notices)
+            target_model = _open_with_cpu_fallback(target, pool, notices, cancel)
+            wanted = draft is not None and spec.mode is DraftMode.MODEL
+            if wanted and not target_model.keeps_state:  # else it could not draft anyway
+                draft_model = _open_with_cpu_fallback(draft, pool, notices, cancel)
+            if cancel is not None and cancel.is_set():
+                raise LoadCancelled("loading was cancelled")
             engine = cls(target_model, draft_model, spec, chat_template)
             engine._threadpool = pool
             engine._notices[:0] = notices
             return engine
         except BaseException:
-            target_model.close()
+            if target_model is not None:
+                target_model.close()
             if draft_model is not None:
                 draft_model.close()
             if pool is not None:
@@ -144,19 +234,24 @@ class SpeculativeEngine:
         (target costs; draft costs and acceptance for the same drafter) unless told not to."""
         if spec.draft_max > MAX_DRAFT:
             raise SpecchatError(f"draft_max must be at most {MAX_DRAFT} (got {spec.draft_max})")
-        if spec.mode is DraftMode.MODEL:
+        if self._no_speculation:
+            self._drafter = None  # the target alone (said at load)
+        elif spec.mode is DraftMode.MODEL:
             if self.draft_model is None:
                 raise SpecchatError("speculative mode 'model' needs a draft model (--draft PATH)")
+            model: Drafter
             if self._mismatch is not None:
                 if not spec.cross_vocab:
                     raise vocab_mismatch_error(self.target, self.draft_model, self._mismatch)
                 from specchat.engine.crossvocab import CrossVocabDrafter
 
-                self._drafter = CrossVocabDrafter(self.target, self.draft_model, spec.p_min)
+                model = CrossVocabDrafter(self.target, self.draft_model, spec.p_min)
             else:
-                self._drafter = ModelDrafter(self.draft_model, spec.p_min)
+                model = ModelDrafter(self.draft_model, spec.p_min)
+            # the chain: copies from the conversation first (free), then the draft model
+            self._drafter = ChainDrafter(SuffixDrafter() if spec.suffix else None, model)
         elif spec.mode is DraftMode.LOOKUP:
-            self._drafter = LookupDrafter(spec.lookup_ngram_max, spec.lookup_ngram_min)
+            self._drafter = ChainDrafter(SuffixDrafter(), None)  # the chain without a model
         else:
             self._drafter = None
         self._said_off = False
@@ -171,11 +266,39 @@ class SpeculativeEngine:
         )
         if old is not None and keep_measurements:
             self.controller.learn_from(old, same_drafter)
+        elif self._drafter is not None:
+            state = self._learned_state(spec)
+            if state is not None:
+                self.controller.restore(state)
         costs = self._load_costs
         if spec.mode is DraftMode.MODEL:
             self.controller.seed(costs.t_verify, costs.t_draft, costs.t_catchup)
         else:  # prompt lookup drafts for free (or nothing drafts)
             self.controller.seed(costs.t_verify, 0.0, 0.0)
+
+    # ---- what the controller learned, kept between runs (learned.py) -------------------------
+
+    def _learned_key(self, spec: SpecSettings) -> str:
+        model = self.draft_model if spec.mode is DraftMode.MODEL else None
+        return learned_key(
+            self.target.path,
+            model.path if model is not None else None,
+            backend_name(),
+            self.target.settings.n_threads or default_threads(),
+            cross_vocab=model is not None and self.cross_vocab,
+        )
+
+    def _learned_state(self, spec: SpecSettings) -> dict[str, object] | None:
+        if spec.learned_path is None or spec.mode is DraftMode.NONE:
+            return None
+        return LearnedStore(spec.learned_path).load(self._learned_key(spec))
+
+    def _save_learned(self) -> None:
+        spec = self._spec
+        if spec.learned_path is not None and self._drafter is not None:
+            LearnedStore(spec.learned_path).save(
+                self._learned_key(spec), self.controller.snapshot()
+            )
 
     @property
     def info(self) -> EngineInfo:
@@ -189,18 +312,29 @@ class SpeculativeEngine:
         )
 
     def close(self) -> None:
-        self.target.close()
-        if self.draft_model is not None:
-            self.draft_model.close()
-        if self._threadpool is not None:
-            self._threadpool.free()
-            self._threadpool = None
+        """Free both models. Safe from another thread while a reply is generated: a long pass
+        is aborted, a short one finishes, and that reply ends ("cancelled")."""
+        self._closing = True
+        for model in (self.target, self.draft_model):
+            if model is not None:
+                model.abort_passes()
+        with self._busy:
+            self.target.close()
+            if self.draft_model is not None:
+                self.draft_model.close()
+            if self._threadpool is not None:
+                self._threadpool.free()
+                self._threadpool = None
 
     def reset_cache(self) -> None:
         """Forget both KV caches (the next request evaluates its whole prompt)."""
         self.target.reset()
         if self._drafter is not None:
             self._drafter.reset()
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        with self._busy:  # the tokenizer is the target's: not while closing
+            return len(self.tokenize_chat(list(messages)))
 
     def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
         text = self.template.render(messages, add_generation_prompt=True)
@@ -216,7 +350,11 @@ class SpeculativeEngine:
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
-        msgs, prompt, dropped = self._fit_context(list(messages), settings)
+        with self._busy:  # the template and tokenizer are the target's: not while closing
+            if self._closing:
+                yield DoneEvent("", (), Stats(finish_reason="cancelled"))
+                return
+            msgs, prompt, dropped = self._fit_context(list(messages), settings)
         if dropped:
             yield NoticeEvent(
                 f"dropped the {dropped} oldest message{'s' if dropped > 1 else ''} to fit the "
@@ -228,22 +366,47 @@ class SpeculativeEngine:
                 event = dataclasses.replace(event, dropped_turns=dropped)
             yield event
 
+    def continue_(
+        self,
+        messages: Sequence[Message],
+        partial: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        """Continue a reply that stopped: the prompt is the conversation rendered with the
+        generation prompt, followed by the partial reply's tokens (no template renders an
+        unfinished assistant turn reliably). Events carry only the new text."""
+        with self._busy:
+            if self._closing:
+                yield DoneEvent("", (), Stats(finish_reason="cancelled"))
+                return
+            msgs, prompt, dropped = self._fit_context(list(messages), settings)
+            prompt = prompt + self.target.tokenize(partial, add_special=False, parse_special=False)
+        for event in self.generate(prompt, settings, cancel, messages=msgs):
+            if isinstance(event, DoneEvent) and dropped:
+                event = dataclasses.replace(event, dropped_turns=dropped)
+            yield event
+
     def _fit_context(
         self, msgs: list[Message], settings: GenerationSettings
     ) -> tuple[list[Message], list[int], int]:
+        """Drop the oldest turns when the conversation does not fit. The turns dropped for the
+        last request are dropped again first, so the prompt keeps its prefix in the cache; when
+        more must go, enough goes at once that the next several turns fit behind the same
+        prefix (instead of re-reading the whole prompt every turn)."""
         n_ctx = self.target.n_ctx
-        reserve = min(settings.max_tokens, n_ctx // 4)
-        dropped = 0
+        budget = prompt_budget(n_ctx, settings.max_tokens)
         prompt = self.tokenize_chat(msgs)
-        while len(prompt) + reserve > n_ctx:
-            first = next((i for i, m in enumerate(msgs) if m.role != "system"), None)
-            if first is None or first >= len(msgs) - 1:  # only the last message is left
-                break
-            # drop a whole turn: the oldest user message and the assistant reply after it
-            count = 2 if first + 1 < len(msgs) - 1 and msgs[first + 1].role == "assistant" else 1
-            del msgs[first : first + count]
-            dropped += count
+        gone: list[Message] = []
+        if len(prompt) > budget and drop_prefix(msgs, self._dropped_before):
+            gone = list(self._dropped_before)
             prompt = self.tokenize_chat(msgs)
+        if len(prompt) > budget:
+            while len(prompt) > budget * REFILL_SHARE and (turn := drop_oldest_turn(msgs)):
+                gone += turn
+                prompt = self.tokenize_chat(msgs)
+        self._dropped_before = gone
+        dropped = len(gone)
         if len(prompt) >= n_ctx:
             raise ContextOverflowError(
                 f"prompt is {len(prompt)} tokens but the context holds {n_ctx}; "
@@ -265,143 +428,276 @@ class SpeculativeEngine:
         `messages` (the conversation the prompt was rendered from) lets a cross-vocabulary
         draft render it with its own chat template."""
         t_start = time.perf_counter()
-        target, drafter, ctrl = self.target, self._drafter, self.controller
-        n_ctx = target.n_ctx
+        self._check_prompt(prompt)
+        reply = self._start_reply(prompt, settings)
+        self._use_cancel(cancel)
+        try:
+            with self._busy:  # close() waits for a step; no model is freed under it
+                self._prefill(reply, prompt, messages)
+            reply.t_first = time.perf_counter()
+            reply.stats.prompt_ms = (reply.t_first - t_start) * 1000
+            reply.stats.ttft_ms = reply.stats.prompt_ms
+            reply.stats.target_passes = 1
+            while not reply.finish:
+                with self._busy:
+                    events = self._emit(reply) if self._open(reply) else []
+                yield from self._said(reply)
+                yield from events
+                if reply.finish:
+                    break
+                yield ProgressEvent(dataclasses.replace(reply.stats))
+                if cancel is not None and cancel.is_set():
+                    reply.finish = "cancelled"
+                    break
+                room = self.target.n_ctx - len(reply.seq)  # the last token plus k drafts fit
+                if room < 0:
+                    reply.finish = "context"
+                    break
+                with self._busy:
+                    if self._open(reply):
+                        self._round(reply, room)
+        finally:
+            self._use_cancel(None)
+        yield from self._said(reply)
+        yield from self._finish(reply, cancel)
+
+    def _prefill(
+        self, reply: _Reply, prompt: Sequence[int], messages: Sequence[Message] | None
+    ) -> None:
+        """Bring the drafter and the target's cache to the prompt and pick the first token;
+        a cancel during prompt processing ends the reply here ("cancelled")."""
+        try:
+            self._drafter_step(reply, "reading the conversation", "begin", prompt, messages)
+            self._sync_prompt(prompt, reply)
+            if reply.drafter is not None and self.controller.expects_to_draft():
+                # the draft reads the prompt too, before the first token
+                self._drafter_step(reply, "reading the prompt", "prepare", prompt)
+            reply.pending = [(reply.pick(self.target.logits(-1)), Origin.TARGET)]
+        except DecodeAborted:
+            reply.finish = "cancelled"
+
+    def _open(self, reply: _Reply) -> bool:
+        """False (and the reply ends, "cancelled") once close() has begun."""
+        if self._closing:
+            reply.finish = reply.finish or "cancelled"
+        return not self._closing
+
+    def _use_cancel(self, cancel: threading.Event | None) -> None:
+        """Long passes of either model (prompt processing, catch-up) stop when `cancel` is set."""
+        for model in (self.target, self.draft_model):
+            if model is not None:
+                model.cancel = cancel
+
+    def _drafter_step(self, reply: _Reply, doing: str, method: str, *args: object) -> object:
+        """Call one drafter method. A failure on the draft side (its context overflowing, its
+        template, a decode error...) ends drafting for this reply, which goes on with the
+        target alone; why is said once. A cancel (DecodeAborted) is not a failure."""
+        drafter = reply.drafter
+        if drafter is None:
+            return None
+        try:
+            return getattr(drafter, method)(*args)
+        except DecodeAborted:
+            raise
+        except Exception as exc:
+            reply.drafter = None
+            reason = exc.message if isinstance(exc, SpecchatError) else _describe(exc)
+            with contextlib.suppress(Exception):
+                drafter.reset()  # its cache is re-read from scratch next time
+            if reason not in self._draft_failures:
+                self._draft_failures.add(reason)
+                reply.notices.append(
+                    NoticeEvent(
+                        f"the draft failed while {doing} ({reason}); this reply continues with "
+                        "the target alone",
+                        kind="warning",
+                    )
+                )
+            return None
+
+    @staticmethod
+    def _said(reply: _Reply) -> list[Event]:
+        notices, reply.notices = reply.notices, []
+        return notices
+
+    def _check_prompt(self, prompt: Sequence[int]) -> None:
         if not prompt:
             raise SpecchatError("empty prompt")
+        n_ctx = self.target.n_ctx
         if len(prompt) >= n_ctx:
             raise ContextOverflowError(
                 f"prompt is {len(prompt)} tokens but the context holds {n_ctx}; "
                 "shorten it or raise n_ctx"
             )
-        rng = np.random.default_rng(settings.seed)
-        if drafter is not None:
-            drafter.begin(prompt, messages)
+
+    def _start_reply(self, prompt: Sequence[int], settings: GenerationSettings) -> _Reply:
+        drafter = self._drafter
         stats = Stats(
             prompt_tokens=len(prompt),
             cross_vocab=self.cross_vocab and drafter is not None,
             mode=self._spec.mode.value if drafter is not None else DraftMode.NONE.value,
-            draft_max=ctrl.draft_max,
+            draft_max=self.controller.draft_max,
+        )
+        return _Reply(
+            settings=settings,
+            rng=np.random.default_rng(settings.seed),
+            drafter=drafter,
+            stats=stats,
+            seq=list(prompt),
+            stream=TextStream(settings.stop),
         )
 
-        def pick(logits: np.ndarray) -> int:
-            if settings.greedy:
-                return greedy(logits)
-            return sample(distribution(logits, settings), rng)
-
-        # Prompt: evaluate only what the cache does not already hold.
+    def _sync_prompt(self, prompt: Sequence[int], reply: _Reply) -> None:
+        """Prefill: evaluate only the part of the prompt the target's cache does not hold."""
+        target = self.target
         keep = common_prefix(target.tokens, prompt)
         if keep == len(prompt):
             keep -= 1  # the last token must be evaluated again for its logits
-        target.truncate(keep)
-        stats.cached_prompt_tokens = len(target.tokens)
+        if target.keeps_state and keep < len(target.tokens):
+            target.reset()  # a recurrent state cannot lose a suffix: read the prompt again
+        else:
+            target.truncate(keep)
+        reply.stats.cached_prompt_tokens = len(target.tokens)
         target.decode(prompt[len(target.tokens) :], logits="last")
-        if drafter is not None and ctrl.expects_to_draft():
-            drafter.prepare(prompt)  # the draft reads the prompt too, before the first token
-        pending: list[tuple[int, Origin]] = [(pick(target.logits(-1)), Origin.TARGET)]
-        t_first = time.perf_counter()
-        stats.prompt_ms = (t_first - t_start) * 1000
-        stats.ttft_ms = stats.prompt_ms
-        stats.target_passes = 1
 
-        seq = list(prompt)  # every token so far; the target's cache holds all but the last
-        out_ids: list[int] = []
-        stream = TextStream(settings.stop)
-        finish = ""
-        while True:
-            for token, origin in pending:
-                seq.append(token)
-                if target.is_eog(token):
-                    finish = "stop"
-                    break
-                out_ids.append(token)
-                text = stream.feed(target.piece(token))
-                yield TokenEvent(text, token, origin)
-                if stream.stopped:
-                    finish = "stop"
-                    break
-                if len(out_ids) >= settings.max_tokens:
-                    finish = "length"
-                    break
-            stats.generated_tokens = len(out_ids)
-            self._update_rates(stats, t_first)
-            if finish:
+    def _emit(self, reply: _Reply) -> list[Event]:
+        """The round's pending tokens as events; sets reply.finish at EOS, a stop string or the
+        length limit."""
+        target, stats = self.target, reply.stats
+        events: list[Event] = []
+        for token, origin in reply.pending:
+            reply.seq.append(token)
+            if target.is_eog(token):
+                reply.finish = "stop"
                 break
-            yield ProgressEvent(dataclasses.replace(stats))
-            if cancel is not None and cancel.is_set():
-                finish = "cancelled"
+            reply.out_ids.append(token)
+            text = reply.stream.feed(target.piece(token))
+            kind = reply.draft_kind if origin is Origin.DRAFT else ""
+            events.append(TokenEvent(text, token, origin, drafter=kind))
+            if reply.stream.stopped:
+                reply.finish = "stop"
                 break
-            room = n_ctx - len(seq)  # the last token plus k drafts must fit
-            if room < 0:
-                finish = "context"
+            if len(reply.out_ids) >= reply.settings.max_tokens:
+                reply.finish = "length"
                 break
+        stats.generated_tokens = len(reply.out_ids)
+        self._update_rates(stats, reply.t_first)
+        return events
 
-            # One round: draft up to k tokens, verify them with the last token in one pass.
-            t_round = time.perf_counter()
-            k = 0
-            if drafter is not None:
-                limit = min(room, settings.max_tokens - len(out_ids) - 1)
-                k = ctrl.next_k(limit, lag=lambda: drafter.lag(seq))
-            draft_tokens: list[int] = []
-            q = None
-            draft_s = paused_s = catchup_s = 0.0
-            catchup_tokens = 0
-            if k > 0 and drafter is not None:
-                draft = drafter.propose(seq, k, settings, rng)
-                draft_tokens, q = draft.tokens[:k], draft.q
-                # Catching up on the last round's 1-2 tokens is part of every round's draft
-                # cost; catching up after speculation was off is not (charge 2 tokens' worth).
-                steady = min(1.0, 2 / max(draft.catchup_tokens, 1))
-                draft_s = draft.draft_s + draft.catchup_s * steady
-                paused_s = draft.catchup_s * (1 - steady)
-                catchup_s, catchup_tokens = draft.catchup_s, draft.catchup_tokens
-            n_before = len(target.tokens)
-            t_verify = time.perf_counter()
-            target.decode([seq[-1], *draft_tokens], logits="all" if draft_tokens else "last")
-            if not draft_tokens:
-                pending = [(pick(target.logits(-1)), Origin.TARGET)]
-                accepted = 0
-            else:
-                if settings.greedy:
-                    verdict = verify_greedy(target.logits, draft_tokens)
-                else:
-                    verdict = verify_sampling(target.logits, draft_tokens, q, settings, rng)
-                accepted = verdict.accepted
-                target.truncate(n_before + 1 + accepted)
-                pending = [(t, Origin.DRAFT) for t in draft_tokens[:accepted]]
-                pending.append((verdict.next_token, Origin.TARGET))
-            t_end = time.perf_counter()
-            stats.target_passes += 1
-            stats.drafted += len(draft_tokens)
-            stats.accepted += accepted
-            if drafter is not None:
-                ctrl.record(
-                    drafted=len(draft_tokens),
-                    accepted=accepted,
-                    draft_s=draft_s,
-                    verify_s=t_end - t_verify,
-                    round_s=t_end - t_round - paused_s,
-                    catchup_s=catchup_s,
-                    catchup_tokens=catchup_tokens,
-                )
-                stats.draft_max = ctrl.last_k if ctrl.adaptive else ctrl.draft_max
+    def _round(self, reply: _Reply, room: int) -> None:
+        """One round: draft up to k tokens, verify them with the last token in one pass."""
+        t_round = time.perf_counter()
+        try:
+            drafted = self._draft(reply, room)
+        except DecodeAborted:  # a long catch-up of the draft, cancelled: stop after this pass
+            reply.drafter, drafted = None, _Drafted()
+        t_verify = time.perf_counter()
+        accepted = self._verify(reply, drafted)
+        t_end = time.perf_counter()
+        self._record(reply, drafted, accepted, t_end - t_verify, t_end - t_round)
 
-        if cancel is not None and cancel.is_set() and not finish:
-            finish = "cancelled"
-        tail = stream.flush()
+    def _draft(self, reply: _Reply, room: int) -> _Drafted:
+        """Ask the drafter chain for as many tokens as the controller thinks pay (suffix
+        drafter first, then the model; none: the target alone)."""
+        drafter, ctrl, seq = reply.drafter, self.controller, reply.seq
+        if drafter is None:
+            return _Drafted()
+        limit = min(room, reply.settings.max_tokens - len(reply.out_ids) - 1)
+        draft = self._drafter_step(
+            reply, "drafting", "draft", seq, limit, reply.settings, reply.rng, ctrl
+        )
+        if draft is None or not draft.tokens:
+            return _Drafted()
+        # Catching up on the last round's 1-2 tokens is part of every round's draft cost;
+        # catching up after speculation was off is not (charge 2 tokens' worth).
+        steady = min(1.0, 2 / max(draft.catchup_tokens, 1))
+        return _Drafted(
+            tokens=draft.tokens,
+            q=draft.q,
+            draft_s=draft.draft_s + draft.catchup_s * steady,
+            paused_s=draft.catchup_s * (1 - steady),
+            catchup_s=draft.catchup_s,
+            catchup_tokens=draft.catchup_tokens,
+            kind=draft.kind,
+            match_len=draft.match_len,
+        )
+
+    def _verify(self, reply: _Reply, drafted: _Drafted) -> int:
+        """Evaluate [last, d1..dk] in one target pass, keep the agreeing prefix plus the
+        target's own token (pending), roll the cache back past the rest. Returns how many
+        drafted tokens were accepted."""
+        target, settings = self.target, reply.settings
+        known = known_prefix(drafted.tokens, target.n_vocab)
+        # A token the target lacks (a draft with more ids) ends the draft and is rejected.
+        tokens = drafted.tokens = drafted.tokens[: known + 1]
+        n_before = len(target.tokens)
+        target.decode([reply.seq[-1], *tokens[:known]], logits="all" if tokens else "last")
+        if not tokens:
+            reply.pending = [(reply.pick(target.logits(-1)), Origin.TARGET)]
+            return 0
+        if settings.greedy:
+            verdict = verify_greedy(target.logits, tokens)
+        else:
+            verdict = verify_sampling(target.logits, tokens, drafted.q, settings, reply.rng)
+        accepted = verdict.accepted
+        target.truncate(n_before + 1 + accepted)
+        reply.pending = [(t, Origin.DRAFT) for t in tokens[:accepted]]
+        reply.draft_kind = drafted.kind
+        reply.pending.append((verdict.next_token, Origin.TARGET))
+        return accepted
+
+    def _record(
+        self, reply: _Reply, drafted: _Drafted, accepted: int, verify_s: float, round_s: float
+    ) -> None:
+        stats, ctrl = reply.stats, self.controller
+        stats.target_passes += 1
+        stats.drafted += len(drafted.tokens)
+        stats.accepted += accepted
+        if drafted.kind == "suffix":
+            stats.suffix_drafted += len(drafted.tokens)
+            stats.suffix_accepted += accepted
+        elif drafted.kind == "model":
+            stats.model_drafted += len(drafted.tokens)
+            stats.model_accepted += accepted
+        if reply.drafter is None:
+            return
+        ctrl.record(
+            drafted=len(drafted.tokens),
+            accepted=accepted,
+            draft_s=drafted.draft_s,
+            verify_s=verify_s,
+            round_s=round_s - drafted.paused_s,
+            catchup_s=drafted.catchup_s,
+            catchup_tokens=drafted.catchup_tokens,
+            kind=drafted.kind or "model",
+            match_len=drafted.match_len,
+        )
+        if drafted.kind == "suffix":
+            stats.draft_max = len(drafted.tokens)
+        else:
+            stats.draft_max = ctrl.last_k if ctrl.adaptive else ctrl.draft_max
+
+    def _finish(self, reply: _Reply, cancel: threading.Event | None) -> Iterator[Event]:
+        stats, ctrl, drafter = reply.stats, self.controller, reply.drafter
+        if cancel is not None and cancel.is_set() and not reply.finish:
+            reply.finish = "cancelled"
+        tail = reply.stream.flush()
         if tail:
             yield TokenEvent(tail, -1, Origin.TARGET)
-        stats.generated_tokens = len(out_ids)
-        stats.finish_reason = finish
-        self._update_rates(stats, t_first)
+        stats.generated_tokens = len(reply.out_ids)
+        stats.finish_reason = reply.finish
+        self._update_rates(stats, reply.t_first)
+        self._save_learned()
         announce = drafter is not None and ctrl.switched_off and not self._said_off
         self._said_off = drafter is not None and ctrl.switched_off  # say it once, not every reply
         if announce:
             yield NoticeEvent(
                 f"speculation is off for now: {ctrl.reason()}; it is tried again when a try costs "
                 f"under {PROBE_SHARE:.0%} of the time since the last one"
+                + (" (text the reply copies from the conversation is still drafted)"
+                   if drafter is not None and drafter.suffix is not None else "")
             )
-        yield DoneEvent(stream.text, tuple(out_ids), stats)
+        yield DoneEvent(reply.stream.text, tuple(reply.out_ids), stats)
 
     @staticmethod
     def _update_rates(stats: Stats, t_first: float) -> None:

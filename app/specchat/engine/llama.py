@@ -15,33 +15,35 @@ from pathlib import Path
 import llama_cpp as lc
 import numpy as np
 
+from specchat.engine.backend import init_backend, model_keeps_state
 from specchat.engine.threads import SharedThreadpool
 from specchat.engine.types import ModelInfo, ModelSettings
-from specchat.errors import ContextOverflowError, GpuOffloadError, ModelLoadError
+from specchat.errors import (
+    ContextOverflowError,
+    GpuOffloadError,
+    LoadCancelled,
+    ModelLoadError,
+    SpecchatError,
+)
 
 GGUF_MAGIC = b"GGUF"
 # Most rows of logits one pass may ask for: verification batches stay well under this
 # (see README: batched and one-token logits are only bit-identical for small batches).
 MAX_OUTPUT_ROWS = 64
-
-_backend_lock = threading.Lock()
-_backend_ready = False
-
-
-@lc.llama_log_callback
-def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    if os.environ.get("SPECCHAT_LLAMA_LOG"):
-        os.write(2, text)
+# Passes of more tokens than this (prompt processing, a draft catching up) can be aborted midway
+# through llama.cpp's abort callback; shorter passes finish (milliseconds) and are not slowed by
+# a Python call per graph node.
+ABORTABLE_TOKENS = 64
+DECODE_ABORTED = 2  # llama_decode's return code when the abort callback stopped it
 
 
-def init_backend() -> None:
-    global _backend_ready
-    with _backend_lock:
-        if not _backend_ready:
-            lc.llama_log_set(_quiet_log, ctypes.c_void_p())
-            lc.llama_backend_init()
-            _backend_ready = True
+class DecodeAborted(Exception):
+    """A pass was stopped by a cancel request or by close(); the cache holds what it held
+    before (plus any whole micro-batches llama.cpp had finished, mirrored in `tokens`)."""
 
+
+class CacheRollbackError(SpecchatError):
+    """llama.cpp could not remove a suffix of the cache (recurrent or hybrid model)."""
 
 def check_gguf_file(path: Path) -> None:
     """Fail early, in one line, for a missing, unreadable or non-GGUF file."""
@@ -62,12 +64,6 @@ def default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 16))
 
 
-def backend_name() -> str:
-    from specchat.engine.devices import backend
-
-    return backend()
-
-
 class LlamaModel:
     """One GGUF model with its own context and KV cache (sequence 0).
 
@@ -86,6 +82,13 @@ class LlamaModel:
         self._piece_cache: dict[int, bytes] = {}
         self._eog: set[int] | None = None
         self.vocab_only = vocab_only
+        # Recurrent and hybrid models keep a state that cannot be rolled back a few tokens.
+        self.keeps_state = model_keeps_state(model)
+        # Set by the caller for the duration of a request: long passes stop when it is set.
+        self.cancel: threading.Event | None = None
+        self._closing = False
+        self._lock = threading.RLock()  # held by a running pass and by close()
+        self._abort_cb = lc.ggml_abort_callback(self._should_abort)
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -95,16 +98,24 @@ class LlamaModel:
         settings: ModelSettings,
         vocab_only: bool = False,
         threadpool: SharedThreadpool | None = None,
+        cancel: threading.Event | None = None,
     ) -> LlamaModel:
+        """Load a model and create its context. Setting `cancel` stops the load (between
+        tensors) with LoadCancelled."""
         path = Path(settings.path)
         check_gguf_file(path)
         init_backend()
         params = lc.llama_model_default_params()
+        progress = _progress_callback(cancel)
+        if progress is not None:
+            params.progress_callback = progress
         params.n_gpu_layers = settings.n_gpu_layers if not vocab_only else 0
         params.main_gpu = settings.main_gpu
         params.vocab_only = vocab_only
         params.use_extra_bufts = settings.use_extra_bufts
         model = lc.llama_model_load_from_file(str(path).encode(), params)
+        if not model and cancel is not None and cancel.is_set():
+            raise LoadCancelled(f"loading {path.name} was cancelled")
         if not model:
             if settings.n_gpu_layers and not vocab_only and lc.llama_supports_gpu_offload():
                 raise GpuOffloadError(
@@ -159,16 +170,24 @@ class LlamaModel:
         self.n_ctx = lc.llama_n_ctx(ctx)
         self._batch = lc.llama_batch_init(s.n_batch, 0, 1)
 
+    def abort_passes(self) -> None:
+        """From now on a long pass stops midway and later passes are refused (before close)."""
+        self._closing = True
+
     def close(self) -> None:
-        if self._batch is not None:
-            lc.llama_batch_free(self._batch)
-            self._batch = None
-        if self._ctx:
-            lc.llama_free(self._ctx)
-            self._ctx = None
-        if self._model:
-            lc.llama_model_free(self._model)
-            self._model = None
+        """Free the model. Safe from another thread while a pass runs: a long pass is aborted,
+        a short one finishes first; nothing is freed under it."""
+        self.abort_passes()
+        with self._lock:
+            if self._batch is not None:
+                lc.llama_batch_free(self._batch)
+                self._batch = None
+            if self._ctx:
+                lc.llama_free(self._ctx)
+                self._ctx = None
+            if self._model:
+                lc.llama_model_free(self._model)
+                self._model = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
         with contextlib.suppress(Exception):
@@ -200,8 +219,14 @@ class LlamaModel:
 
     @property
     def quantization(self) -> str:
-        name = lc.llama_ftype_name(lc.llama_model_ftype(self._model))
-        return name.decode(errors="replace") if name else ""
+        if hasattr(lc, "llama_ftype_name") and hasattr(lc, "llama_model_ftype"):
+            name = lc.llama_ftype_name(lc.llama_model_ftype(self._model))
+            return name.decode(errors="replace") if name else ""
+        # older bindings: the description reads "<arch> <size> <file type>"
+        buf = ctypes.create_string_buffer(256)
+        n = lc.llama_model_desc(self._model, buf, len(buf))
+        parts = buf.value.decode(errors="replace").split(" ", 2) if n > 0 else []
+        return parts[2] if len(parts) == 3 else ""
 
     def info(self) -> ModelInfo:
         n_layers = self.n_layers
@@ -289,14 +314,21 @@ class LlamaModel:
     # ---- evaluation --------------------------------------------------------------------------
 
     def truncate(self, n_past: int) -> None:
-        """Roll the KV cache back so that only the first n_past tokens remain."""
+        """Roll the KV cache back so that only the first n_past tokens remain.
+
+        Raises CacheRollbackError, with the cache untouched, when llama.cpp cannot (recurrent
+        and hybrid models keep a state that cannot lose a suffix); callers that may meet such
+        a model check `keeps_state` and reset() instead."""
         if n_past >= len(self.tokens):
             return
-        if not lc.llama_memory_seq_rm(self._mem, 0, n_past, -1):
-            # Recurrent models cannot drop a suffix: start over from an empty cache.
-            lc.llama_memory_clear(self._mem, True)
-            self.tokens = []
+        if n_past <= 0:
+            self.reset()
             return
+        if not lc.llama_memory_seq_rm(self._mem, 0, n_past, -1):
+            raise CacheRollbackError(
+                f"{self.path.name}: llama.cpp cannot roll the cache back to {n_past} of "
+                f"{len(self.tokens)} tokens"
+            )
         del self.tokens[n_past:]
 
     def reset(self) -> None:
@@ -316,6 +348,24 @@ class LlamaModel:
             )
         if logits == "all" and n > min(MAX_OUTPUT_ROWS, self.settings.n_batch):
             raise ValueError(f"cannot request logits for {n} tokens in one pass")
+        with self._lock:
+            if not self._ctx or self._closing:
+                raise DecodeAborted(f"{self.path.name} is closed")
+            abortable = n > ABORTABLE_TOKENS
+            if abortable:
+                lc.llama_set_abort_callback(self._ctx, self._abort_cb, None)
+            try:
+                self._decode_chunks(tokens, logits)
+            finally:
+                if abortable and self._ctx:
+                    lc.llama_set_abort_callback(self._ctx, lc.ggml_abort_callback(), None)
+
+    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+        cancel = self.cancel
+        return self._closing or (cancel is not None and cancel.is_set())
+
+    def _decode_chunks(self, tokens: Sequence[int], logits: str | None) -> None:
+        n = len(tokens)
         batch = self._batch
         step = self.settings.n_batch
         for start in range(0, n, step):
@@ -340,16 +390,44 @@ class LlamaModel:
                 out[i] = want_all
             if logits == "last" and last_chunk:
                 out[m - 1] = True
+            if self._should_abort(None) and n > ABORTABLE_TOKENS:
+                raise DecodeAborted(f"evaluation stopped on {self.path.name}")
             rc = lc.llama_decode(self._ctx, batch)
             if rc != 0:
-                # Keep self.tokens true to the cache: drop whatever this chunk may have left.
-                lc.llama_memory_seq_rm(self._mem, 0, pos0, -1)
+                self._after_failed_chunk(chunk, pos0)
+                if rc == DECODE_ABORTED:
+                    raise DecodeAborted(f"evaluation stopped on {self.path.name}")
                 raise ModelLoadError(f"llama_decode failed with code {rc} on {self.path.name}")
             self.tokens.extend(chunk)
 
+    def _after_failed_chunk(self, chunk: Sequence[int], pos0: int) -> None:
+        """Keep `tokens` true to the cache after a failed or aborted pass. llama.cpp keeps the
+        micro-batches it finished and removes the rest; mirror that, or start over when the
+        cache cannot be made to agree (a recurrent model's state)."""
+        kept = lc.llama_memory_seq_pos_max(self._mem, 0) + 1
+        if pos0 <= kept <= pos0 + len(chunk) and (
+            kept == pos0 + len(chunk) or lc.llama_memory_seq_rm(self._mem, 0, kept, -1)
+        ):
+            self.tokens.extend(chunk[: kept - pos0])
+        else:
+            self.reset()
+
     def logits(self, row: int = -1) -> np.ndarray:
         """A view of one row of logits from the last decode (valid until the next decode)."""
+        if not self._ctx:
+            raise DecodeAborted(f"{self.path.name} is closed")
         ptr = lc.llama_get_logits_ith(self._ctx, row)
         if not ptr:
             raise RuntimeError(f"no logits for row {row}")
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+
+def _progress_callback(cancel: threading.Event | None) -> object | None:
+    """A llama.cpp load-progress callback that stops the load once `cancel` is set."""
+    if cancel is None:
+        return None
+
+    def progress(_fraction: float, _data: ctypes.c_void_p) -> bool:
+        return not cancel.is_set()
+
+    return lc.llama_progress_callback(progress)

@@ -33,5 +33,21 @@ class ChatEngine(Protocol):
         problems the user can fix (prompt longer than the context, ...)."""
         ...
 
+    def continue_(
+        self,
+        messages: Sequence[Message],
+        partial: str,
+        settings: GenerationSettings,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        """Go on with a reply that stopped (at the token limit): `messages` is the conversation
+        before it, `partial` the reply so far. Streams only the new text (DoneEvent too)."""
+        ...
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens of the prompt these messages render to with the target's chat template (what
+        a request with them would put in the context, before any turn is dropped)."""
+        ...
+
     def close(self) -> None:
         """Free both models."""

@@ -26,8 +26,8 @@ class ModelSettings:
 
 class DraftMode(str, enum.Enum):
     NONE = "none"  # target alone
-    MODEL = "model"  # a GGUF draft model
-    LOOKUP = "lookup"  # prompt lookup (n-gram match against the context)
+    MODEL = "model"  # a GGUF draft model, chained after the suffix drafter (SpecSettings.suffix)
+    LOOKUP = "lookup"  # no model: the suffix drafter alone (matches in the conversation)
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,12 @@ class SpecSettings:
     cross_vocab: bool = False  # allow a draft with another vocabulary (text-level drafting)
     lookup_ngram_max: int = 4
     lookup_ngram_min: int = 1
+    # Mode "model": try the suffix drafter (copies from the conversation, free) before the draft
+    # model each round. False: the draft model alone.
+    suffix: bool = True
+    # Where what the draft-length controller learns is kept between runs (None: not kept). The
+    # front end chooses the file (specchat's cache folder); see engine/learned.py.
+    learned_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ STATS_NAMES = (
     "target_passes",
     "tokens_per_pass",
     "draft_max",
+    "model_drafted",
+    "model_accepted",
+    "suffix_drafted",
+    "suffix_accepted",
 )
 
 
@@ -108,6 +118,10 @@ class Stats:
     target_passes: int = 0  # target forward passes during generation
     tokens_per_pass: float = 0.0  # generated_tokens / target_passes
     draft_max: int = 0  # current (adaptive) or fixed draft length
+    model_drafted: int = 0  # of `drafted`, proposed by the draft model
+    model_accepted: int = 0
+    suffix_drafted: int = 0  # of `drafted`, copied from the conversation by the suffix drafter
+    suffix_accepted: int = 0
     # extra context, outside the fixed names above
     cached_prompt_tokens: int = 0  # prompt tokens reused from the previous turn's KV cache
     cross_vocab: bool = False
@@ -125,6 +139,8 @@ class TokenEvent:
     text: str
     token_id: int
     origin: Origin
+    # For Origin.DRAFT: which drafter proposed it, "model" or "suffix" ("" when unknown).
+    drafter: str = ""
 
 
 @dataclass(frozen=True)

@@ -41,19 +41,43 @@ def verify_sampling(
     rng: np.random.Generator,
 ) -> Verdict:
     """q: the draft's distributions for each proposed token, or None for a deterministic draft
-    (prompt lookup, cross-vocabulary text): then sample from p and keep while it matches."""
+    (prompt lookup, cross-vocabulary text): then sample from p and keep while it matches.
+
+    The two vocabularies may differ in size (padding tokens): p covers the target's ids, q the
+    draft's. Tokens the draft cannot produce have q = 0; a token only the draft has has p = 0
+    and is always rejected."""
     for i, proposed in enumerate(draft):
         p = distribution(rows(i), settings)
+        px = float(p[proposed]) if proposed < len(p) else 0.0
         if q is None:
             choice = sample(p, rng)
             if choice != proposed:
                 return Verdict(i, choice)
             continue
         qi = q[i]
-        px, qx = p[proposed], qi[proposed]
+        qx = float(qi[proposed]) if proposed < len(qi) else 0.0
         if qx > 0 and rng.random() * qx <= px:  # accept with probability min(1, p/q)
             continue
-        residual = np.maximum(p - qi, 0.0)
+        residual = np.maximum(p - on_target_ids(qi, len(p)), 0.0)
         total = residual.sum()
         return Verdict(i, sample(residual / total if total > 0 else p, rng))
     return Verdict(len(draft), sample(distribution(rows(len(draft)), settings), rng))
+
+
+def on_target_ids(q: np.ndarray, n_target: int) -> np.ndarray:
+    """The draft's distribution over the target's token ids: zero for ids the draft lacks;
+    mass on ids the target lacks is left out (those tokens are always rejected)."""
+    if len(q) == n_target:
+        return q
+    if len(q) > n_target:
+        return q[:n_target]
+    return np.concatenate([q, np.zeros(n_target - len(q), dtype=q.dtype)])
+
+
+def known_prefix(draft: Sequence[int], n_target: int) -> int:
+    """How many leading draft tokens the target can evaluate: a token outside its vocabulary
+    (a draft with more ids) ends the draft; it is kept for verification, which rejects it."""
+    for i, token in enumerate(draft):
+        if token >= n_target:
+            return i
+    return len(draft)

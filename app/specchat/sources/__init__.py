@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from specchat.sources.cancel import DownloadCancelled
 from specchat.sources.resolve import is_downloaded, local_size, resolve_model, resolve_model_files
 
-__all__ = ["is_downloaded", "local_size", "resolve_model", "resolve_model_files"]
+__all__ = [
+    "DownloadCancelled",
+    "is_downloaded",
+    "local_size",
+    "resolve_model",
+    "resolve_model_files",
+]

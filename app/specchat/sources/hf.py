@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,23 @@ from pathlib import Path
 from specchat.config.paths import hf_cache_dir, hf_endpoint
 from specchat.config.schema import ModelConfig
 from specchat.errors import DownloadError
+from specchat.sources.cancel import CANCEL_CHUNK, CancellableWriter, check
 
 SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 GLOB_CHARS = set("*?[")
+
+
+@contextmanager
+def _small_chunks() -> Iterator[None]:
+    """huggingface_hub reads 10 MiB per chunk; a cancel is seen between chunks, so read less."""
+    from huggingface_hub import constants
+
+    size = constants.DOWNLOAD_CHUNK_SIZE
+    constants.DOWNLOAD_CHUNK_SIZE = min(size, CANCEL_CHUNK)
+    try:
+        yield
+    finally:
+        constants.DOWNLOAD_CHUNK_SIZE = size
 
 
 @contextmanager
@@ -145,8 +160,18 @@ def _remote_files(model: ModelConfig) -> list[str]:
         raise _network_error(model, exc) from None
 
 
-def resolve_hf(model: ModelConfig, *, offline: bool, download: bool, progress: bool) -> list[Path]:
-    """All local files of the model (one, or every part of a split GGUF), downloading if allowed."""
+def resolve_hf(
+    model: ModelConfig,
+    *,
+    offline: bool,
+    download: bool,
+    progress: bool,
+    cancel: threading.Event | None = None,
+) -> list[Path]:
+    """All local files of the model (one, or every part of a split GGUF), downloading if allowed.
+
+    When cancel is set the download stops at the next chunk (DownloadCancelled); the partial
+    file stays and the next call resumes it."""
     cached = _cached_files(model)
     if cached is not None:
         return cached
@@ -161,9 +186,10 @@ def resolve_hf(model: ModelConfig, *, offline: bool, download: bool, progress: b
 
     paths: list[Path] = []
     for name in _remote_files(model):
+        check(cancel, name)
         try:
             with _progress_bars(progress):
-                _fetch_blob(model, name)
+                _fetch_blob(model, name, cancel)
                 local = hf_hub_download(
                     str(model.repo),
                     name,
@@ -185,7 +211,7 @@ def partial_path(repo: str, etag: str) -> Path:
     return storage / "blobs" / f"{etag}.specchat-partial"
 
 
-def _fetch_blob(model: ModelConfig, name: str) -> None:
+def _fetch_blob(model: ModelConfig, name: str, cancel: threading.Event | None = None) -> None:
     """Download one file's blob into the cache, resuming a partial file left by an earlier run."""
     from urllib.parse import urlsplit
 
@@ -210,14 +236,15 @@ def _fetch_blob(model: ModelConfig, name: str) -> None:
         if meta.size is not None and done > meta.size:
             f.truncate(0)
             done = 0
-        http_get(
-            meta.location,
-            f,
-            resume_size=done,
-            headers=headers,
-            expected_size=meta.size,
-            displayed_filename=name,
-        )
+        with _small_chunks():
+            http_get(
+                meta.location,
+                CancellableWriter(f, cancel, name, meta.size),  # type: ignore[arg-type]
+                resume_size=done,
+                headers=headers,
+                expected_size=meta.size,
+                displayed_filename=name,
+            )
     partial.replace(blob)
 
 

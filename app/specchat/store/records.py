@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 class MessageStatus(str, enum.Enum):
     COMPLETE = "complete"
-    STREAMING = "streaming"  # being written now; found at startup it means the app died mid-reply
+    STREAMING = "streaming"  # being written now (by the instance in the owner column of the row)
     CANCELLED = "cancelled"  # the user stopped the reply; the partial text is kept
     INCOMPLETE = "incomplete"  # the app stopped (crash, kill) while the reply streamed
     ERROR = "error"
@@ -50,6 +50,9 @@ class ChatRecord:
     updated_at: float
     pair_name: str | None = None
     settings: ChatSettings = field(default_factory=ChatSettings)
+    problem: str = ""  # set when part of the saved row could not be read
+    target_path: str | None = None  # the files the chat was made with, when not a named pair
+    draft_path: str | None = None
 
 
 Segment = tuple[str, str]  # (text, origin) runs: origin is "draft", "target" or "" (unknown)

@@ -9,21 +9,49 @@ from dataclasses import dataclass, field, fields, replace
 from specchat.engine.types import GenerationSettings, Message, SpecSettings, Stats
 from specchat.store.records import ChatSettings, MessageRecord, MessageStatus
 from specchat.tui.widgets.message import MessageBox
+from specchat.tui.widgets.thinking import answer_only
 
 LATE_SECONDS = 0.25  # a batch shown later than this after its first token arrived is "late"
 _GEN_FIELDS = ("temperature", "top_k", "top_p", "min_p", "seed", "max_tokens")
 _SPEC_FIELDS = ("draft_max", "p_min", "adaptive")
 
 
+TURN_JOIN = "\n\n"  # between two user messages sent as one turn
+
+
 def engine_messages(settings: ChatSettings, records: list[MessageRecord]) -> list[Message]:
-    """The conversation as the engine sees it. Failed replies and empty turns are left out."""
+    """The conversation as the engine sees it, with roles alternating user/assistant (strict
+    templates refuse anything else). An exchange whose reply failed is left out, user message
+    included (it may be what failed); user messages left next to each other by an empty or
+    cancelled-before-any-text reply are sent as one turn, joined by a blank line. Earlier
+    replies are sent without their <think>…</think> part (see thinking.answer_only)."""
     out: list[Message] = []
     if settings.system_prompt.strip():
         out.append(Message("system", settings.system_prompt))
-    for r in records:
-        if r.role in ("user", "assistant") and r.status is not MessageStatus.ERROR and r.content:
-            out.append(Message(r.role, r.content))  # type: ignore[arg-type]
+    for r in _without_failed_exchanges(records):
+        content = answer_only(r.content) if r.role == "assistant" else r.content
+        if r.role in ("user", "assistant") and content:
+            _append_turn(out, Message(r.role, content))  # type: ignore[arg-type]
     return out
+
+
+def _without_failed_exchanges(records: list[MessageRecord]) -> list[MessageRecord]:
+    """Drops each errored reply and the user messages it answered."""
+    kept: list[MessageRecord] = []
+    for r in records:
+        if r.role == "assistant" and r.status is MessageStatus.ERROR:
+            while kept and kept[-1].role == "user":
+                kept.pop()
+            continue
+        kept.append(r)
+    return kept
+
+
+def _append_turn(out: list[Message], message: Message) -> None:
+    if out and out[-1].role == message.role and message.role != "system":
+        out[-1] = Message(message.role, out[-1].content + TURN_JOIN + message.content)
+    else:
+        out.append(message)
 
 
 def generation_for(base: GenerationSettings, chat: ChatSettings) -> GenerationSettings:
@@ -58,7 +86,9 @@ class ActiveReply:
     message_id: int
     chat_id: int
     box: MessageBox
+    prefix: str = ""  # Continue: the reply's text before this run (the engine sends only new)
     cancelled: bool = False
+    save_error: str | None = None  # the history write that failed while streaming (said once)
     last_stats: Stats | None = None
     batches: int = 0
     tokens: int = 0

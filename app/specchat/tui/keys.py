@@ -38,15 +38,19 @@ ACTIONS: tuple[Action, ...] = (
     Action("new_chat", "ctrl+n", "New chat", "Start a new chat"),
     Action("regenerate", "ctrl+r", "Regenerate", "Regenerate the last reply"),
     Action("edit_last", "ctrl+g", "Edit last", "Edit and resend the last prompt"),
+    Action("continue_reply", "ctrl+l", "Continue", "Continue a reply stopped at max tokens", False),
+    Action("prev_variant", "alt+left", "Older reply", "Show the reply regenerate replaced", False),
+    Action("next_variant", "alt+right", "Newer reply", "Show the newer regenerated reply", False),
     Action("copy_last", "ctrl+t", "Copy reply", "Copy the last reply to the clipboard", False),
     Action("toggle_origins", "ctrl+o", "Origins", "Colour tokens by origin (draft / target)"),
     Action("toggle_sidebar", "ctrl+b", "Sidebar", "Show or hide the chat list", False),
-    Action("search_chats", "ctrl+f", "Search", "Search chats by title", False),
+    Action("search_chats", "ctrl+f", "Search", "Search chats by title and words", False),
     Action("rename_chat", "f2", "Rename", "Rename this chat"),
     Action("delete_chat", "f8", "Delete", "Delete this chat"),
     Action("export_chat", "ctrl+s", "Export", "Export this chat to Markdown", False),
     Action("chat_settings", "f3", "Settings", "System prompt and generation settings of this chat"),
     Action("pick_pair", "f4", "Pair", "Choose the model pair"),
+    Action("open_model", "f9", "Open GGUF", "Open GGUF files as target and draft (checked first)"),
     Action("chat_summary", "f5", "Summary", "Speed and acceptance summary of this chat", False),
 )
 
@@ -74,6 +78,7 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
     if not isinstance(table, dict):
         return {}, [f"{path}: [keys] must be a table"]
     known = {a.id for a in ACTIONS} | {"prompt.send", "prompt.newline", "message.copy"}
+    known |= {"message.copy_code"}
     keymap: dict[str, str] = {}
     warnings: list[str] = []
     for binding_id, keys in table.items():

@@ -1,17 +1,24 @@
 """Glue between the chat app and the model registry / model flags, kept in one place.
 
-Everything here runs on the engine thread except pairs() and initial_label()."""
+Everything here runs on the engine thread except pairs(), initial_label(), recent() and
+check() (the open-model dialog's worker thread)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Union
 
 from specchat.engine.protocol import ChatEngine
-from specchat.engine.types import GenerationSettings, ModelSettings
+from specchat.engine.types import GenerationSettings, ModelSettings, SpecSettings
+from specchat.errors import SpecchatError
+from specchat.pair_check import PairReport
+
+RECENT_MAX = 8  # GGUF pairs kept in the open-model dialog's recent list
 
 
 @dataclass(frozen=True)
@@ -22,8 +29,40 @@ class PairOption:
     draft: str | None = None
 
 
+@dataclass(frozen=True)
+class ModelFiles:
+    """A pair opened as files: a target GGUF and, optionally, a draft GGUF."""
+
+    target: Path
+    draft: Path | None = None
+    cross_vocab: bool = False  # draft with a different vocabulary (slower; needs asking)
+
+    @property
+    def label(self) -> str:
+        draft = f" + {self.draft.name}" if self.draft is not None else ""
+        return f"model {self.target.name}{draft}"
+
+
+# What to load: a pair by name, files, or None (what the command line asked for)
+PairRef = Union[str, ModelFiles, None]  # noqa: UP007 (a runtime alias on Python 3.10)
+
+
+def same_pair(a: PairRef, b: PairRef) -> bool:
+    """The same models (files compare by path; the cross-vocabulary choice does not count)."""
+    if isinstance(a, ModelFiles) and isinstance(b, ModelFiles):
+        return (a.target, a.draft) == (b.target, b.draft)
+    return a == b
+
+
+def ref_label(ref: PairRef) -> str:
+    if isinstance(ref, ModelFiles):
+        return ref.label
+    return f"pair {ref}" if ref else "the default pair"
+
+
 class EngineLoader(Protocol):
     generation: GenerationSettings  # defaults for chats; valid after a load
+    current: PairRef  # what the last load resolved to (the default pair by its name)
 
     def initial_label(self) -> str:
         """What loads at start ("pair smollm2", "model.gguf")."""
@@ -33,8 +72,19 @@ class EngineLoader(Protocol):
         """The registry's pairs. Raises SpecchatError on a bad config."""
         ...
 
-    def load(self, pair: str | None) -> ChatEngine:
-        """Load a pair by name, or (None) what the command line asked for. Engine thread."""
+    def load(self, pair: PairRef, cancel: threading.Event | None = None) -> ChatEngine:
+        """Load a pair by name, files, or (None) what the command line asked for. Engine
+        thread; downloads report progress through specchat.sources.cancel.reporting.
+
+        Downloads and loading stop soon after cancel is set (raising a SpecchatError)."""
+        ...
+
+    def recent(self) -> list[ModelFiles]:
+        """GGUF pairs opened as files before, newest first."""
+        ...
+
+    def check(self, files: ModelFiles) -> PairReport:
+        """`specchat models check` for the files (metadata only). Raises SpecchatError."""
         ...
 
 
@@ -53,12 +103,57 @@ def leave_a_core(model: ModelSettings | None) -> ModelSettings | None:
     return replace(model, n_threads=ui_threads())
 
 
+def download_pair(ns: argparse.Namespace, cancel: threading.Event | None) -> None:
+    """Fetch the models of the pair ns names (if not cached), quietly and cancellably, before
+    the engine is loaded: inside the app nothing may print, and Esc must stop a download."""
+    if getattr(ns, "target", None) is not None:
+        return  # explicit files: nothing to fetch
+    from specchat.config.registry import load_registry
+    from specchat.sources import resolve_model_files
+
+    registry = load_registry(getattr(ns, "config", None))
+    pair = registry.get(getattr(ns, "pair", None) or registry.default_pair)
+    models = [pair.target]
+    if pair.draft is not None and not (
+        getattr(ns, "no_draft", False) or getattr(ns, "lookup", False)
+    ):
+        models.append(pair.draft)
+    for model in models:
+        resolve_model_files(
+            model, offline=getattr(ns, "offline", False), progress=False, cancel=cancel
+        )
+
+
+def _load_engine(
+    target: ModelSettings,
+    draft: ModelSettings | None,
+    spec: SpecSettings,
+    chat_template: str | None,
+    cancel: threading.Event | None,
+) -> ChatEngine:
+    from specchat.engine import load_engine
+
+    return load_engine(target, draft, spec, chat_template, cancel=cancel)
+
+
+def _recent_item(item: list[object]) -> ModelFiles:
+    target, draft, *rest = item
+    draft_path = Path(str(draft)) if draft else None
+    return ModelFiles(Path(str(target)), draft_path, bool(rest and rest[0]))
+
+
 class CliLoader:
     """Loads what `specchat chat`'s model flags ask for, or a pair picked in the app."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    # after each load, this many tokens of the target alone time its speed (the chat's
+    # "speculation saved" line compares against it); 0 = not measured
+    baseline_tokens = 12
+
+    def __init__(self, args: argparse.Namespace, recent_file: Path | None = None) -> None:
         self.args = args
         self.generation = GenerationSettings()
+        self.current: PairRef = None
+        self._recent_file = recent_file
 
     def initial_label(self) -> str:
         target = getattr(self.args, "target", None)
@@ -82,18 +177,66 @@ class CliLoader:
             for name, pair in items
         ]
 
-    def load(self, pair: str | None) -> ChatEngine:
-        from specchat.commands.model_args import resolve_model_request
-        from specchat.engine import load_engine
+    def load(self, pair: PairRef, cancel: threading.Event | None = None) -> ChatEngine:
+        from specchat.resolve import resolve_model_request
 
         ns = argparse.Namespace(**vars(self.args))
-        if pair is not None:  # a pair picked in the app replaces the command line's models
+        if isinstance(pair, ModelFiles):  # files opened in the app
+            ns.pair, ns.target, ns.draft = None, pair.target, pair.draft
+            ns.no_draft = ns.lookup = False
+            ns.cross_vocab = pair.cross_vocab or getattr(ns, "cross_vocab", False)
+        elif pair is not None:  # a pair picked in the app replaces the command line's models
             ns.pair, ns.target, ns.draft = pair, None, None
             ns.no_draft = ns.lookup = False
-        request = resolve_model_request(ns)
+        download_pair(ns, cancel)
+        request = resolve_model_request(ns)  # finds the files downloaded above
         self.generation = request.generation
         target, draft = leave_a_core(request.target), leave_a_core(request.draft)
-        return load_engine(target, draft, request.spec, request.chat_template)
+        if cancel is not None and cancel.is_set():
+            raise SpecchatError("loading was cancelled")
+        engine = _load_engine(target, draft, request.spec, request.chat_template, cancel)
+        self.current = (
+            pair
+            if isinstance(pair, ModelFiles)
+            else request.pair_name
+            or ModelFiles(request.target.path, request.draft.path if request.draft else None)
+        )
+        if isinstance(pair, ModelFiles):
+            self._remember(pair)
+        return engine
+
+    def check(self, files: ModelFiles) -> PairReport:
+        from specchat.resolve import PairChoice, check_choice
+
+        cross = files.cross_vocab or bool(getattr(self.args, "cross_vocab", False))
+        return check_choice(PairChoice(target=files.target, draft=files.draft, cross_vocab=cross))
+
+    def recent(self) -> list[ModelFiles]:
+        try:
+            raw = json.loads(self._recent_path().read_text(encoding="utf-8"))
+            return [_recent_item(item) for item in raw][:RECENT_MAX]
+        except (OSError, ValueError, TypeError):
+            return []  # no list yet, or an unreadable one: start a new one
+
+    def _remember(self, files: ModelFiles) -> None:
+        items = [files] + [f for f in self.recent() if f != files]
+        raw = [
+            [str(f.target), str(f.draft) if f.draft else None, f.cross_vocab]
+            for f in items[:RECENT_MAX]
+        ]
+        path = self._recent_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+        except OSError:
+            pass  # the recent list is a convenience; loading worked
+
+    def _recent_path(self) -> Path:
+        if self._recent_file is not None:
+            return self._recent_file
+        from specchat.config.paths import cache_dir
+
+        return cache_dir() / "recent_models.json"
 
     def _default_pair(self) -> str | None:
         try:

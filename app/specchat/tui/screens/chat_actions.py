@@ -3,12 +3,14 @@ pair picker, summary. Mixed into MainScreen."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from specchat.errors import SpecchatError
 from specchat.store import ChatRecord, ChatSettings, ChatStore, chat_to_markdown
 from specchat.tui.conversation import slug
+from specchat.tui.history_guard import keeps_running
 from specchat.tui.screens.confirm import ConfirmScreen
 from specchat.tui.screens.pair_picker import PairPickerScreen
 from specchat.tui.screens.settings import ChatSettingsScreen
@@ -22,7 +24,8 @@ if TYPE_CHECKING:
 
 class ChatActions:
     """Mixed into MainScreen: uses its attributes (below), Screen API (app, notify) and helpers
-    (refresh_chat_list, open_chat, show_welcome, _ensure_chat, _busy, load_pair)."""
+    (refresh_chat_list, open_chat, _open_latest, _ensure_chat, _busy, load_pair, history_failed).
+    Every handler is @keeps_running: a chat-history error is shown, and the screen is kept."""
 
     store: ChatStore
     loader: EngineLoader
@@ -38,29 +41,32 @@ class ChatActions:
             return
         chat = self.chat
 
-        def done(title: str | None) -> None:
+        @keeps_running
+        def done(self: ChatActions, title: str | None) -> None:
             if title:
                 self.store.rename_chat(chat.id, title)
                 self.chat = self.store.get_chat(chat.id)
                 self.refresh_chat_list()
 
-        self.app.push_screen(TextPromptScreen("Rename chat", chat.title), done)
+        self.app.push_screen(TextPromptScreen("Rename chat", chat.title), partial(done, self))
 
     def action_delete_chat(self) -> None:
         if self.chat is None or self._busy():
             return
         chat = self.chat
 
-        async def done(yes: bool | None) -> None:
+        @keeps_running
+        async def done(self: ChatActions, yes: bool | None) -> None:
             if yes:
                 self.store.delete_chat(chat.id)
                 self.notify(f"Deleted “{chat.title}”", timeout=3)
-                chats = self.store.list_chats()
-                await (self.open_chat(chats[0].id) if chats else self.show_welcome())
+                self.chat = None  # gone, whatever fails next
+                await self._open_latest()
 
         question = f"Delete the chat “{chat.title}” and all its messages?"
-        self.app.push_screen(ConfirmScreen(question, "Delete"), done)
+        self.app.push_screen(ConfirmScreen(question, "Delete"), partial(done, self))
 
+    @keeps_running
     def action_export_chat(self) -> Path | None:
         if self.chat is None:
             self.notify("No chat to export yet.", severity="warning")
@@ -76,6 +82,7 @@ class ChatActions:
         self.notify(f"Exported to {path}", title="Export", timeout=6)
         return path
 
+    @keeps_running
     def action_chat_settings(self) -> None:
         chat = self._ensure_chat()
         g, s = self.generation, self.base_spec
@@ -85,13 +92,14 @@ class ChatActions:
             f" p-min {s.p_min:g}, adaptive {'on' if s.adaptive else 'off'}"
         )
 
-        def done(settings: ChatSettings | None) -> None:
+        @keeps_running
+        def done(self: ChatActions, settings: ChatSettings | None) -> None:
             if settings is not None:
                 self.store.update_chat_settings(chat.id, settings)
                 self.chat = self.store.get_chat(chat.id)
                 self.notify("Chat settings saved", timeout=2)
 
-        self.app.push_screen(ChatSettingsScreen(chat.settings, defaults), done)
+        self.app.push_screen(ChatSettingsScreen(chat.settings, defaults), partial(done, self))
 
     def action_pick_pair(self) -> None:
         if self._busy():
@@ -111,6 +119,7 @@ class ChatActions:
 
         self.app.push_screen(PairPickerScreen(pairs, self.pair_name), done)
 
+    @keeps_running
     def action_chat_summary(self) -> None:
         if self.chat is None:
             self.notify("No chat yet.", severity="warning")

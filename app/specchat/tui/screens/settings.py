@@ -11,18 +11,19 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
 
+from specchat.engine.limits import violation
 from specchat.store.records import ChatSettings
 
-# name -> (label, type, (min, max))
-NUMERIC: dict[str, tuple[str, type, tuple[float, float]]] = {
-    "temperature": ("temperature (0 = greedy)", float, (0.0, 5.0)),
-    "top_k": ("top-k (0 = off)", int, (0, 100_000)),
-    "top_p": ("top-p (1 = off)", float, (0.0, 1.0)),
-    "min_p": ("min-p (0 = off)", float, (0.0, 1.0)),
-    "seed": ("seed", int, (0, 2**32 - 1)),
-    "max_tokens": ("max tokens", int, (1, 1_000_000)),
-    "draft_max": ("draft max (tokens per draft)", int, (1, 31)),
-    "p_min": ("p-min (draft stops below)", float, (0.0, 1.0)),
+# name -> (label, type); the bounds are the engine's (specchat.engine.limits)
+NUMERIC: dict[str, tuple[str, type]] = {
+    "temperature": ("temperature (0 = greedy)", float),
+    "top_k": ("top-k (0 = off)", int),
+    "top_p": ("top-p (1 = off)", float),
+    "min_p": ("min-p (0 = off)", float),
+    "seed": ("seed", int),
+    "max_tokens": ("max tokens", int),
+    "draft_max": ("draft max (tokens per draft)", int),
+    "p_min": ("p-min (draft stops below)", float),
 }
 ADAPTIVE = [("default", "default"), ("on", "on"), ("off", "off")]
 
@@ -30,7 +31,7 @@ ADAPTIVE = [("default", "default"), ("on", "on"), ("off", "off")]
 def parse_settings(system_prompt: str, raw: dict[str, str], adaptive: str) -> ChatSettings:
     """Validated settings from the form's text; ValueError names the first bad field."""
     values: dict[str, object] = {"system_prompt": system_prompt.strip()}
-    for name, (label, kind, (low, high)) in NUMERIC.items():
+    for name, (label, kind) in NUMERIC.items():
         text = raw.get(name, "").strip()
         if not text:
             values[name] = None
@@ -39,8 +40,9 @@ def parse_settings(system_prompt: str, raw: dict[str, str], adaptive: str) -> Ch
             value = kind(text)
         except ValueError:
             raise ValueError(f"{label}: {text!r} is not a number") from None
-        if not low <= value <= high:
-            raise ValueError(f"{label}: must be between {low:g} and {high:g}")
+        why = violation(name, value)
+        if why is not None:
+            raise ValueError(f"{label}: {why}")
         values[name] = value
     values["adaptive"] = {"on": True, "off": False}.get(adaptive)
     known = {f.name for f in fields(ChatSettings)}
@@ -64,7 +66,7 @@ class ChatSettingsScreen(ModalScreen[ChatSettings | None]):
             with VerticalScroll(id="settings-form"):
                 yield Label("System prompt")
                 yield TextArea(s.system_prompt, id="system-prompt", soft_wrap=True)
-                for name, (label, _, _) in NUMERIC.items():
+                for name, (label, _) in NUMERIC.items():
                     value = getattr(s, name)
                     with Horizontal(classes="setting-row"):
                         yield Label(label, classes="setting-label")

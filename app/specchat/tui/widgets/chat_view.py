@@ -1,32 +1,252 @@
-"""The scrolling list of messages. Follows a streaming reply unless the user scrolls up."""
+"""The scrolling list of messages. Follows a streaming reply unless the user scrolls up.
+
+Long chats open fast: only a window of messages is mounted. A chat opens on its newest
+FIRST_PAGE messages (more if they do not fill the view); then, in idle time, older ones are
+mounted STEP at a time (each step a short pause of the UI, keys handled between steps) until
+AHEAD screens of them are above the view; scrolling up keeps that margin, and messages far
+below the view are unmounted again (every mounted widget slows each later mount). Search
+jumping to an old message shows a window around it instead, and newer ones are mounted the
+same way as the user scrolls down; a new message brings the view back to the newest ones."""
 
 from __future__ import annotations
 
 from textual.containers import VerticalScroll
-from textual.widgets import Markdown
+from textual.widgets import Markdown, Static
 
-from specchat.store.records import MessageRecord
+from specchat.store.records import MessageRecord, MessageStatus
 from specchat.tui.widgets.message import MessageBox
+
+FIRST_PAGE = 8  # messages mounted when a chat opens
+PAGE = 10  # older messages mounted at once when short ones do not fill the view
+STEP = 1  # older messages mounted per idle-time step
+STEP_DELAY = 0.01  # seconds between steps: input and repaints go in between
+AHEAD = 3  # screens of messages kept mounted above (and below) the view
+BEFORE_MATCH = 2  # messages shown above one that search jumps to
 
 
 class ChatView(VerticalScroll, can_focus=False):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.origin_mode = False
+        self.older: list[MessageRecord] = []  # before the mounted window, oldest first
+        self.newer: list[MessageRecord] = []  # after the mounted window (after a search jump)
+        self.variants: dict[int, tuple[int, int]] = {}  # reply id: (shown, of)
+        self._mounting = False
+        self._step_scheduled = False
+        self._hold: tuple[MessageBox, int] | None = None  # (top message in view, its offset)
+        self._restoring = False
 
-    async def show_messages(self, records: list[MessageRecord], welcome: str = "") -> None:
-        await self.remove_children()
-        if not records and welcome:
-            await self.mount(Markdown(welcome, id="welcome"))
-        boxes = [MessageBox(r, self.origin_mode) for r in records if r.role != "system"]
-        if boxes:
-            await self.mount_all(boxes)
+    async def show_messages(
+        self,
+        records: list[MessageRecord],
+        welcome: str = "",
+        variants: dict[int, tuple[int, int]] | None = None,
+    ) -> None:
+        self.variants = dict(variants or {})
+        shown = [r for r in records if r.role != "system"]
+        await self._show_window(shown, max(len(shown) - FIRST_PAGE, 0), len(shown), welcome)
         self.follow()
+        self.call_after_refresh(self._fill_view)
+
+    async def _show_window(
+        self, shown: list[MessageRecord], start: int, end: int, welcome: str = ""
+    ) -> None:
+        self._mounting = True  # no page mounts (scheduled by scrolling) while it is rebuilt
+        try:
+            await self.remove_children()
+            self.older, window, self.newer = shown[:start], shown[start:end], shown[end:]
+            if not shown and welcome:
+                await self.mount(Markdown(welcome, id="welcome"))
+            await self.mount(Static("", id="older-marker"))
+            self._update_marker()
+            if window:
+                await self.mount_all([self._box(r) for r in window])
+        finally:
+            self._mounting = False
+
+    def _all(self) -> list[MessageRecord]:
+        """Every message of the chat: the older ones, the mounted ones, the newer ones."""
+        return [*self.older, *(b.record() for b in self.boxes()), *self.newer]
+
+    async def _fill_view(self) -> None:
+        """Short messages may not fill the view (nothing to scroll up with): mount more. Then
+        the older ones come in idle time."""
+        if self.older and self.max_scroll_y <= 0:
+            await self.mount_older(PAGE, keep_view=False)
+            self.call_after_refresh(self._fill_view)
+        else:
+            self._schedule_step()
+
+    def _screens(self, count: float) -> float:
+        return count * max(self.size.height, 1)
+
+    def _wants_older(self) -> bool:
+        """Fewer than AHEAD screens of mounted messages above the view, and more to mount."""
+        return bool(self.older) and self.scroll_y < self._screens(AHEAD)
+
+    def _wants_newer(self) -> bool:
+        """Fewer than AHEAD screens of mounted messages below the view, and more to mount."""
+        return bool(self.newer) and self.max_scroll_y - self.scroll_y < self._screens(AHEAD)
+
+    def _far_below(self) -> list[MessageBox]:
+        """Mounted messages more than AHEAD + 1 screens below the view (so many widgets slow
+        every later mount), unless one of them streams or has the focus."""
+        limit = self.scroll_y + self._screens(AHEAD + 2)
+        far = [b for b in self.boxes() if b.virtual_region.y > limit]
+        if any(b.status is MessageStatus.STREAMING or b.has_focus_within for b in far):
+            return []
+        return far
+
+    def _schedule_step(self) -> None:
+        if self._step_scheduled:
+            return
+        if self._wants_older() or self._wants_newer() or self._far_below():
+            self._step_scheduled = True
+            self.set_timer(STEP_DELAY, self._step)
+
+    async def _step(self) -> None:
+        """One idle-time step: STEP older (or newer) messages mounted, or the ones far below
+        unmounted; the next step scheduled once the view is laid out again."""
+        self._step_scheduled = False
+        if self.app._exit or self._closing:  # nothing more mounted while the app closes
+            return
+        if not self._mounting:
+            if far := self._far_below():  # first: each mounted widget slows later steps
+                self._unmount_below(far[-STEP:])  # the lowest ones
+                return  # the next step once they are gone
+            if self._wants_older():
+                await self.mount_older(STEP)
+            elif self._wants_newer():
+                await self.mount_newer(STEP)
+        self.call_after_refresh(self._schedule_step)
+
+    def _unmount_below(self, far: list[MessageBox]) -> None:
+        """Back to `newer`; removed by a worker (awaiting the removal here would wait on this
+        widget's own message queue)."""
+        self._mounting = True
+        self.newer = [*(b.record() for b in far), *self.newer]
+
+        async def remove() -> None:
+            try:
+                await self.remove_children(far)
+            finally:
+                self._mounting = False
+                self.call_after_refresh(self._schedule_step)
+
+        self.run_worker(remove(), group="unmount")
+
+    def _box(self, record: MessageRecord) -> MessageBox:
+        box = MessageBox(record, self.origin_mode)
+        box.variant = self.variants.get(record.id)
+        return box
+
+    def _update_marker(self) -> None:
+        for marker in self.query("#older-marker").results(Static):
+            marker.display = bool(self.older)
+            marker.update(f"▲ {len(self.older)} earlier message(s): scroll up to show them")
+
+    async def mount_older(self, count: int = STEP, keep_view: bool = True) -> int:
+        """Mount up to `count` of the older messages above the shown ones; the view keeps
+        showing what it showed. Returns how many were mounted."""
+        if not self.older or self._mounting:
+            return 0
+        self._mounting = True
+        try:
+            batch, self.older = self.older[-count:], self.older[:-count]
+            if keep_view:
+                self._hold_view()
+            marker = self.query_one("#older-marker", Static)
+            await self.mount_all([self._box(r) for r in batch], after=marker)
+            self._update_marker()
+            return len(batch)
+        finally:
+            self._mounting = False
+
+    async def mount_newer(self, count: int = STEP) -> int:
+        """Mount up to `count` of the newer messages below the shown ones."""
+        if not self.newer or self._mounting:
+            return 0
+        self._mounting = True
+        try:
+            batch, self.newer = self.newer[:count], self.newer[count:]
+            await self.mount_all([self._box(r) for r in batch])
+            return len(batch)
+        finally:
+            self._mounting = False
+
+    def _hold_view(self) -> None:
+        """Keep the topmost message in view where it is while content grows above it (until
+        the user scrolls); an anchored view stays at the bottom by itself."""
+        if self._hold is not None or (self._anchored and not self._anchor_released):
+            return
+        top = next((b for b in self.boxes() if b.virtual_region.bottom > self.scroll_y), None)
+        if top is not None:
+            self._hold = (top, top.virtual_region.y - round(self.scroll_y))
+
+    def watch_virtual_size(self) -> None:
+        if self._hold is not None:
+            self.call_after_refresh(self._restore_hold)
+
+    def _restore_hold(self) -> None:
+        if self._hold is None:
+            return
+        box, offset = self._hold
+        y = box.virtual_region.y - offset
+        if not box.is_attached:
+            self._hold = None
+        elif y != round(self.scroll_y):
+            self._restoring = True
+            try:
+                self.scroll_to(y=y, animate=False, immediate=True)
+            finally:
+                self._restoring = False
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if not self._restoring:
+            self._hold = None  # the user scrolled (or the view was rebuilt)
+        if self._mounting:
+            return
+        self._schedule_step()
+
+    async def reveal(self, message_id: int) -> MessageBox | None:
+        """Show message `message_id` (mounting it, with a window around it, if needed), scrolled
+        to the top of the view."""
+        box = self.box(message_id)
+        if box is None:
+            everything = self._all()
+            index = next((i for i, r in enumerate(everything) if r.id == message_id), None)
+            if index is None:
+                return None
+            start = max(index - BEFORE_MATCH, 0)
+            await self._show_window(everything, start, start + FIRST_PAGE + BEFORE_MATCH)
+            box = self.box(message_id)
+        if box is not None:
+            self.release_anchor()
+            self.call_after_refresh(self.scroll_to_widget, box, animate=False, top=True)
+        return box
+
+    async def show_newest(self) -> None:
+        """Back to the newest messages (after a search jump showed older ones)."""
+        if self.newer:
+            everything = self._all()
+            start = max(len(everything) - FIRST_PAGE, 0)
+            await self._show_window(everything, start, len(everything))
+        self.follow()
+
+    async def remove_message(self, message_id: int) -> None:
+        """Forget a message, mounted or not (a regenerated reply)."""
+        self.older = [r for r in self.older if r.id != message_id]
+        self.newer = [r for r in self.newer if r.id != message_id]
+        for box in [b for b in self.boxes() if b.message_id == message_id]:
+            await box.remove()
+        self._update_marker()
 
     async def add_message(self, record: MessageRecord) -> MessageBox:
         for welcome in self.query("#welcome"):
             await welcome.remove()
-        box = MessageBox(record, self.origin_mode)
+        await self.show_newest()
+        box = self._box(record)
         await self.mount(box)
         self.follow()
         return box

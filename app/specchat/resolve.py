@@ -1,0 +1,208 @@
+"""From what the user asked for to a loaded pair: the one layer below every front end.
+
+The CLI (`ask`, `chat`, `bench`), the chat app and the server all turn model flags, models.toml
+and defaults into engine settings here (downloading models the pair names, when needed), then
+load the pair. Front ends only gather the user's choices (argparse flags, a pair picked in the
+app) and hand them down; nothing here knows argparse, Textual or HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from specchat.engine.limits import check_settings
+from specchat.engine.protocol import ChatEngine
+from specchat.engine.types import (
+    DraftMode,
+    GenerationSettings,
+    ModelSettings,
+    SpecSettings,
+)
+from specchat.errors import SpecchatError
+
+if TYPE_CHECKING:  # pair_check reads GGUF metadata and sources: imported when a check runs
+    from specchat.pair_check import PairReport
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Everything needed to load a pair and generate with it."""
+
+    target: ModelSettings
+    draft: ModelSettings | None
+    spec: SpecSettings
+    generation: GenerationSettings
+    pair_name: str | None = None
+    chat_template: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What the user would call it: the pair's name, else the target's file name."""
+        return self.pair_name or self.target.path.name
+
+
+@dataclass(frozen=True)
+class PairChoice:
+    """The user's choices, whatever front end gathered them. None = models.toml or default."""
+
+    pair: str | None = None
+    target: Path | None = None
+    draft: Path | None = None
+    no_draft: bool = False
+    lookup: bool = False
+    cross_vocab: bool | None = None
+    n_gpu_layers: str | None = None  # N, -1 or "auto"
+    n_ctx: int | None = None
+    threads: int | None = None
+    extra_bufts: bool = False
+    offline: bool = False
+    draft_max: int | None = None
+    draft_min: int | None = None
+    p_min: float | None = None
+    no_adaptive: bool = False
+    config: str | None = None  # models.toml to use instead of the user's
+    generation: GenerationSettings | None = None  # None: defaults, not checked
+
+    @classmethod
+    def from_namespace(cls, ns: object) -> PairChoice:
+        """From any object with these attributes (argparse's Namespace); missing ones default."""
+        fields = {f.name for f in dataclasses.fields(cls)} - {"generation"}
+        values = {name: getattr(ns, name) for name in fields if hasattr(ns, name)}
+        return cls(**values, generation=_generation_of(ns))
+
+
+def _generation_of(ns: object) -> GenerationSettings | None:
+    if not hasattr(ns, "temperature"):
+        return None
+    return GenerationSettings(
+        temperature=ns.temperature,  # type: ignore[attr-defined]
+        top_k=ns.top_k,  # type: ignore[attr-defined]
+        top_p=ns.top_p,  # type: ignore[attr-defined]
+        min_p=ns.min_p,  # type: ignore[attr-defined]
+        seed=ns.seed,  # type: ignore[attr-defined]
+        max_tokens=ns.max_tokens,  # type: ignore[attr-defined]
+    )
+
+
+def generation_settings(args: object) -> GenerationSettings:
+    """The generation flags' settings, checked against the one table of bounds."""
+    g = _generation_of(args) or GenerationSettings()
+    check_settings(generation=g, spell="--{flag}")
+    return g
+
+
+def resolve_model_request(choice: PairChoice | object) -> ModelRequest:
+    """Explicit --target/--draft paths, or a models.toml pair (downloaded if needed)."""
+    if not isinstance(choice, PairChoice):
+        choice = PairChoice.from_namespace(choice)
+    generation = choice.generation or GenerationSettings()
+    check_settings(generation=generation, spell="--{flag}")
+    if choice.target is not None:
+        return _resolve_paths(choice, generation)
+    if choice.draft is not None:
+        raise SpecchatError("--draft needs --target (or choose a --pair)")
+    return _resolve_pair(choice, generation)
+
+
+def check_choice(choice: PairChoice) -> PairReport:
+    """`specchat models check` for the user's choice (a pair name, or target/draft files):
+    vocabulary match, memory estimate, offload plan. Metadata only; raises SpecchatError when
+    a file is missing or unreadable."""
+    from specchat.config import load_registry
+    from specchat.pair_check import check_pair, files_pair
+
+    if choice.target is not None:
+        pair = files_pair(choice.target, choice.draft, bool(choice.cross_vocab))
+    elif choice.draft is not None:
+        raise SpecchatError("--draft needs --target (or choose a --pair)")
+    else:
+        registry = load_registry(choice.config)
+        pair = registry.get(choice.pair or registry.default_pair)
+        if choice.cross_vocab:
+            pair = pair.model_copy(update={"cross_vocab": True})
+    return check_pair(pair, offline=choice.offline)
+
+
+def load_pair(request: ModelRequest) -> ChatEngine:
+    """Load both models of a resolved request (the slow part: seconds, on the caller's thread)."""
+    from specchat.engine import load_engine
+
+    return load_engine(request.target, request.draft, request.spec, request.chat_template)
+
+
+def _resolve_paths(choice: PairChoice, generation: GenerationSettings) -> ModelRequest:
+    if choice.pair:
+        raise SpecchatError("give either --pair or --target, not both")
+    assert choice.target is not None
+    target = _model_overrides(choice, ModelSettings(path=choice.target))
+    draft = None
+    mode = DraftMode.NONE
+    if choice.draft is not None:
+        draft = dataclasses.replace(target, path=choice.draft)
+        mode = DraftMode.MODEL
+    spec = _spec_overrides(choice, SpecSettings(mode=mode))
+    if choice.lookup:
+        draft = None
+    return ModelRequest(target, draft, spec, generation)
+
+
+def _resolve_pair(choice: PairChoice, generation: GenerationSettings) -> ModelRequest:
+    from specchat.config import load_registry, to_pair_settings, to_spec_settings
+    from specchat.sources import resolve_model
+
+    registry = load_registry(choice.config)
+    name = choice.pair or registry.default_pair
+    pair = registry.get(name)
+    target_path = resolve_model(pair.target, offline=choice.offline)
+    use_draft = pair.draft is not None and not (choice.no_draft or choice.lookup)
+    draft_path = resolve_model(pair.draft, offline=choice.offline) if use_draft else None
+    target, draft = to_pair_settings(pair, target_path, draft_path)
+    target = _model_overrides(choice, target)
+    if draft is not None:
+        draft = _model_overrides(choice, draft)
+    spec = _spec_overrides(choice, to_spec_settings(pair))
+    return ModelRequest(
+        target, draft, spec, generation, pair_name=name, chat_template=pair.chat_template
+    )
+
+
+def _spec_overrides(choice: PairChoice, base: SpecSettings) -> SpecSettings:
+    spec = base
+    if choice.draft_max is not None:
+        spec = dataclasses.replace(spec, draft_max=choice.draft_max)
+    if choice.draft_min is not None:
+        spec = dataclasses.replace(spec, draft_min=choice.draft_min)
+    if choice.p_min is not None:
+        spec = dataclasses.replace(spec, p_min=choice.p_min)
+    check_settings(spec=spec, spell="--{flag}")
+    if choice.no_adaptive:
+        spec = dataclasses.replace(spec, adaptive=False)
+    if choice.cross_vocab:
+        spec = dataclasses.replace(spec, cross_vocab=True)
+    if choice.lookup:
+        spec = dataclasses.replace(spec, mode=DraftMode.LOOKUP)
+    elif choice.no_draft:
+        spec = dataclasses.replace(spec, mode=DraftMode.NONE)
+    from specchat.config.paths import cache_dir
+
+    # what the draft-length controller learns about this pair on this machine, between runs
+    return dataclasses.replace(spec, learned_path=cache_dir() / "learned.json")
+
+
+def _model_overrides(choice: PairChoice, m: ModelSettings) -> ModelSettings:
+    changes: dict[str, object] = {}
+    if choice.n_gpu_layers is not None and choice.n_gpu_layers != "auto":
+        changes["n_gpu_layers"] = int(choice.n_gpu_layers)
+    if choice.n_ctx is not None:
+        if choice.n_ctx < 16:
+            raise SpecchatError(f"--n-ctx must be at least 16 (got {choice.n_ctx})")
+        changes["n_ctx"] = choice.n_ctx
+    if choice.threads is not None:
+        if choice.threads < 1:
+            raise SpecchatError(f"--threads must be >= 1 (got {choice.threads})")
+        changes["n_threads"] = choice.threads
+    if choice.extra_bufts:
+        changes["use_extra_bufts"] = True
+    return dataclasses.replace(m, **changes) if changes else m

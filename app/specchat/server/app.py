@@ -1,0 +1,275 @@
+"""The OpenAI-compatible API over one engine: a Starlette app.
+
+Routes: POST /v1/chat/completions (JSON or server-sent events), GET /v1/models, GET /health.
+Requests are checked, then queued for the engine's one worker thread (first come, first served);
+events come back through an asyncio queue. A client that goes away cancels its generation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import sys
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from specchat.engine.protocol import ChatEngine
+from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
+from specchat.errors import ContextOverflowError, SpecchatError
+from specchat.server import responses as fmt
+from specchat.server.errors import ApiError, bad_request, shutting_down
+from specchat.server.schema import Completion, parse_request
+from specchat.server.worker import EngineWorker, Failure, Item, Job, Skipped
+
+MAX_BODY_BYTES = 1 << 20  # a 1 MiB request holds far more text than any context we load
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model: str  # the id /v1/models lists and replies carry
+    defaults: GenerationSettings  # for fields a request leaves out (the command line's flags)
+    api_key: str | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+class Channel:
+    """Carries one job's items from the worker thread to the request's event loop."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._batches: asyncio.Queue[list[Item]] = asyncio.Queue()
+
+    def deliver(self, batch: list[Item]) -> None:  # worker thread
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+            self._loop.call_soon_threadsafe(self._batches.put_nowait, batch)
+
+    async def get(self) -> list[Item]:
+        """The next batch: one target pass's tokens, and the end (DoneEvent or Failure)."""
+        return await self._batches.get()
+
+
+class ApiState:
+    def __init__(self, engine: ChatEngine, config: ServerConfig) -> None:
+        self.config = config
+        self.worker = EngineWorker(engine)
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ctrl+C / SIGTERM: refuse new requests, end running and waiting ones (any thread)."""
+        self.stopping.set()
+        self.worker.cancel_all()
+
+    def close(self) -> None:
+        self.stop()
+        self.worker.close()
+
+
+def create_app(engine: ChatEngine, config: ServerConfig) -> Starlette:
+    """The app owns the engine from here on: its shutdown frees the models."""
+    state = ApiState(engine, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(state.close)
+            print("specchat: stopped; models freed", file=sys.stderr, flush=True)
+
+    app = Starlette(
+        routes=[
+            Route("/health", _health, methods=["GET"]),
+            Route("/v1/models", _models, methods=["GET"]),
+            Route("/v1/chat/completions", _chat_completions, methods=["POST"]),
+        ],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal},
+        lifespan=lifespan,
+    )
+    app.state.api = state
+    return app
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    return ApiError(exc.status_code, str(exc.detail), kind=kind).response()
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    return ApiError(500, f"internal error: {exc!r}", kind="server_error").response()
+
+
+def _state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+async def _health(request: Request) -> Response:
+    state = _state(request)
+    status = "stopping" if state.stopping.is_set() else "ok"
+    counters = asdict(state.worker.counters)
+    return JSONResponse({"status": status, "waiting": state.worker.waiting, **counters})
+
+
+async def _models(request: Request) -> Response:
+    state = _state(request)
+    _check_key(request, state.config)
+    model = {"id": state.config.model, "object": "model", "created": 0, "owned_by": "specchat"}
+    return JSONResponse({"object": "list", "data": [model]})
+
+
+def _check_key(request: Request, config: ServerConfig) -> None:
+    if config.api_key is None:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), config.api_key.encode()
+    ):
+        raise ApiError(
+            401,
+            "missing or wrong API key (send Authorization: Bearer KEY)",
+            kind="authentication_error",
+            code="invalid_api_key",
+        )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be too large (its declared length,
+    or the bytes received so far): never read whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
+
+
+async def _chat_completions(request: Request) -> Response:
+    state = _state(request)
+    _check_key(request, state.config)
+    raw = await _read_body(request, state.config.max_body_bytes)
+    completion = parse_request(raw, state.config.defaults)
+    channel = Channel()
+    job = _submit(state, completion, channel)
+    watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
+    try:
+        return await _respond(state, completion, channel, job)
+    except BaseException:
+        job.cancel.set()
+        raise
+    finally:
+        watcher.cancel()  # a streaming response watches the connection itself from here on
+
+
+def _submit(state: ApiState, completion: Completion, channel: Channel) -> Job:
+    job = Job(completion.messages, completion.settings, channel.deliver)
+    if state.stopping.is_set() or not state.worker.submit(job):
+        raise shutting_down()
+    return job
+
+
+async def _respond(state: ApiState, completion: Completion, channel: Channel, job: Job) -> Response:
+    """Wait for the job's first batch (its turn, then the prompt pass): an error status if the
+    engine refused it, else the reply as JSON or as a stream."""
+    first = await channel.get()
+    _raise_failure(first[0])
+    ids = fmt.ReplyIds(state.config.model)
+    if completion.stream:
+        stream = _stream(first, channel, job, ids, completion)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE)
+    done = await _until_done(first, channel)
+    return JSONResponse(fmt.completion(ids, done, completion.return_tokens))
+
+
+_SSE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def _cancel_on_disconnect(request: Request, job: Job) -> None:
+    """While the request waits for its turn or its reply, a closed connection cancels it."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    job.cancel.set()
+
+
+def _raise_failure(item: Item) -> None:
+    """The engine refused the job before its first token: answer with an error status."""
+    if isinstance(item, Skipped):
+        raise shutting_down()
+    if isinstance(item, Failure):
+        raise _api_error_for(item.error)
+
+
+def _api_error_for(error: Exception) -> ApiError:
+    if isinstance(error, ContextOverflowError):
+        return bad_request(str(error), param="messages", code="context_length_exceeded")
+    if isinstance(error, SpecchatError):
+        return bad_request(str(error))
+    return ApiError(500, f"generation failed: {error}", kind="server_error")
+
+
+async def _until_done(batch: list[Item], channel: Channel) -> DoneEvent:
+    while True:
+        for item in batch:
+            if isinstance(item, DoneEvent):
+                if item.stats.finish_reason == "cancelled":
+                    raise shutting_down()  # the client is gone (nobody reads this) or we stop
+                return item
+            _raise_failure(item)
+        batch = await channel.get()
+
+
+async def _stream(
+    batch: list[Item], channel: Channel, job: Job, ids: fmt.ReplyIds, completion: Completion
+) -> AsyncIterator[bytes]:
+    """Server-sent events: role, content deltas (a target pass's tokens each), the finish chunk
+    (with timings and specchat's stats), the usage chunk if asked, [DONE]. An error mid-stream is
+    one `error` event."""
+    try:
+        yield fmt.sse(fmt.chunk(ids, {"role": "assistant", "content": ""}))
+        while True:
+            text = "".join(item.text for item in batch if isinstance(item, TokenEvent))
+            end = [item for item in batch if not isinstance(item, TokenEvent)]
+            out = fmt.sse(fmt.chunk(ids, {"content": text})) if text else b""
+            if end:
+                yield out + b"".join(fmt.sse(data) for data in _closing(ids, end[0], completion))
+                return
+            if out:
+                yield out
+            batch = await channel.get()
+    finally:
+        job.cancel.set()  # the client went away mid-stream: stop generating at once
+
+
+def _closing(ids: fmt.ReplyIds, end: Item, completion: Completion) -> list[dict | str]:
+    """The events after the last token: the finish, the usage if asked, [DONE]; or an error."""
+    if isinstance(end, Skipped) or (
+        isinstance(end, DoneEvent) and end.stats.finish_reason == "cancelled"
+    ):
+        return [shutting_down().body()]
+    if isinstance(end, Failure):
+        return [_api_error_for(end.error).body()]
+    assert isinstance(end, DoneEvent)
+    out: list[dict | str] = [fmt.last_chunk(ids, end)]
+    if completion.include_usage:
+        out.append(fmt.usage_chunk(ids, end))
+    out.append("[DONE]")
+    return out

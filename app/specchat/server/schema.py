@@ -1,0 +1,171 @@
+"""The chat-completions request, validated with pydantic, then turned into engine inputs.
+
+Types are strict (a string is not a number); unknown fields are ignored, as OpenAI's clients
+send more than a local server needs. Bounds come from `specchat.engine.limits`, the one table
+every front end checks against."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from specchat.engine.limits import violation
+from specchat.engine.types import GenerationSettings, Message
+from specchat.server.errors import ApiError, bad_request
+
+ROLES = ("system", "user", "assistant")
+ALIASES = {"developer": "system"}  # OpenAI's newer name for the system role
+MAX_STOPS = 4  # as OpenAI
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    role: str
+    content: Any  # a string, or a list of {"type": "text", "text": ...} parts
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, role: str) -> str:
+        role = ALIASES.get(role, role)
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        return role
+
+    @field_validator("content")
+    @classmethod
+    def _text(cls, content: Any) -> str:
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(_text_part(part) for part in content)
+        raise ValueError("must be a string or a list of text parts")
+
+
+def _text_part(part: Any) -> str:
+    if not isinstance(part, dict) or part.get("type") != "text":
+        raise ValueError("only text parts ({'type': 'text', 'text': ...}) are supported")
+    text = part.get("text")
+    if not isinstance(text, str):
+        raise ValueError("a text part's 'text' must be a string")
+    return text
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None  # llama.cpp's server takes these two as well
+    min_p: float | None = None
+    seed: int | None = None
+    stop: Any = None  # a string or a list of strings
+    n: int = 1
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    return_tokens: bool = False  # as llama.cpp's server: the reply's token ids, as "tokens"
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, stop: Any) -> tuple[str, ...]:
+        if stop is None:
+            return ()
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+            raise ValueError("must be a non-empty string or a list of them")
+        if len(stops) > MAX_STOPS:
+            raise ValueError(f"takes at most {MAX_STOPS} strings (got {len(stops)})")
+        return tuple(stops)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A checked request, in the engine's terms."""
+
+    messages: tuple[Message, ...]
+    settings: GenerationSettings
+    stream: bool
+    include_usage: bool
+    return_tokens: bool
+
+
+def parse_request(raw: bytes, defaults: GenerationSettings) -> Completion:
+    """Raise ApiError(400) naming the field at fault."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise bad_request("the body must be a JSON object")
+    try:
+        request = ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+    if request.n != 1:
+        raise bad_request(f"n must be 1: one choice per request (got {request.n})", param="n")
+    return Completion(
+        messages=tuple(Message(m.role, m.content) for m in request.messages),  # type: ignore[arg-type]
+        settings=_settings(request, defaults),
+        stream=request.stream,
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        return_tokens=request.return_tokens,
+    )
+
+
+def _settings(request: ChatRequest, defaults: GenerationSettings) -> GenerationSettings:
+    """The request's settings over the server's defaults (its command line's generation flags),
+    each checked against specchat.engine.limits."""
+    given = {
+        "temperature": ("temperature", request.temperature),
+        "top_p": ("top_p", request.top_p),
+        "top_k": ("top_k", request.top_k),
+        "min_p": ("min_p", request.min_p),
+        "seed": ("seed", request.seed),
+        "max_tokens": ("max_tokens", request.max_tokens),
+    }
+    if request.max_completion_tokens is not None:  # OpenAI's newer name wins
+        given["max_tokens"] = ("max_completion_tokens", request.max_completion_tokens)
+    values = {}
+    for name, (field, value) in given.items():
+        why = violation(name, value)
+        if why is not None:
+            raise bad_request(f"{field} {why}", param=field)
+        if value is not None:
+            values[name] = value
+    return GenerationSettings(
+        temperature=values.get("temperature", defaults.temperature),
+        top_k=values.get("top_k", defaults.top_k),
+        top_p=values.get("top_p", defaults.top_p),
+        min_p=values.get("min_p", defaults.min_p),
+        seed=values.get("seed", defaults.seed),
+        max_tokens=values.get("max_tokens", defaults.max_tokens),
+        stop=request.stop or defaults.stop,
+    )
+
+
+def _first_error(exc: ValidationError) -> ApiError:
+    error = exc.errors(include_url=False)[0]
+    param = _param(error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return bad_request(f"{param}: {message}" if param else message, param=param or None)
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """('messages', 0, 'role') -> 'messages[0].role'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

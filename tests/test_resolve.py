@@ -1,0 +1,54 @@
+"""specchat.resolve: the one layer that turns any front end's choices into engine settings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from specchat.engine.types import DraftMode, GenerationSettings
+from specchat.errors import SpecchatError
+from specchat.resolve import PairChoice, generation_settings, resolve_model_request
+
+
+def test_explicit_paths_need_no_argparse():
+    request = resolve_model_request(
+        PairChoice(target=Path("t.gguf"), draft=Path("d.gguf"), draft_max=5, n_ctx=512)
+    )
+    assert request.spec.mode is DraftMode.MODEL and request.spec.draft_max == 5
+    assert request.target.n_ctx == request.draft.n_ctx == 512
+    assert request.label == "t.gguf"
+
+
+def test_a_namespace_from_any_front_end_works_too():
+    ns = argparse.Namespace(target=Path("t.gguf"), lookup=True, temperature=0.5, top_k=0,
+                            top_p=1.0, min_p=0.0, seed=3, max_tokens=9)  # fmt: skip
+    request = resolve_model_request(ns)
+    assert request.spec.mode is DraftMode.LOOKUP and request.draft is None
+    assert request.generation == GenerationSettings(temperature=0.5, seed=3, max_tokens=9)
+
+
+@pytest.mark.parametrize(
+    "choice, words",
+    [
+        (PairChoice(target=Path("t.gguf"), draft_max=99), "--draft-max"),
+        (PairChoice(draft=Path("d.gguf")), "--draft needs --target"),
+        (PairChoice(pair="x", target=Path("t.gguf")), "either --pair or --target"),
+        (PairChoice(target=Path("t.gguf"), n_ctx=8), "--n-ctx"),
+        (
+            PairChoice(target=Path("t.gguf"), generation=GenerationSettings(top_p=0)),
+            "--top-p",
+        ),
+    ],
+)
+def test_bad_choices_are_one_clear_error(choice, words):
+    with pytest.raises(SpecchatError, match=words):
+        resolve_model_request(choice)
+
+
+def test_generation_flags_are_checked_against_the_limits():
+    ns = argparse.Namespace(temperature=-1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
+                            max_tokens=5)  # fmt: skip
+    with pytest.raises(SpecchatError, match="--temperature"):
+        generation_settings(ns)

@@ -1,0 +1,232 @@
+"""Long chats open with only the newest messages mounted; older ones come in idle time, a few at
+a time, as far as a few screens above the view (and far-below ones are unmounted again).
+
+The open time of a 500-message chat and the longest UI stall are measured by
+`python -m tests.tui.test_long_chat` (printed, never asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from specchat.store import ChatStore, MessageStatus
+from specchat.tui.widgets import ChatView, MessageBox, chat_view
+from specchat.tui.widgets.chat_view import AHEAD, BEFORE_MATCH, FIRST_PAGE, PAGE
+
+from .conftest import ready, send, wait_for
+
+REPLY = (
+    "Here is a longer answer with **Markdown**:\n\n- one point\n- another point\n\n"
+    "```python\nprint('code block')\n```\n"
+)
+
+
+def fill(store: ChatStore, count: int = 500) -> int:
+    """A chat of `count` messages, alternating user and assistant (with stats)."""
+    chat = store.create_chat("Long chat")
+    for i in range(count // 2):
+        store.add_message(chat.id, "user", f"question number {i}")
+        reply = store.begin_reply(chat.id)
+        stats = {"generated_tokens": 30, "tokens_per_second": 25.0, "finish_reason": "stop"}
+        store.finish_reply(reply.id, f"Answer {i}. {REPLY}", MessageStatus.COMPLETE, stats)
+    return chat.id
+
+
+def in_order(view: ChatView) -> bool:
+    ids = [b.message_id for b in view.boxes()]
+    return ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+async def test_older_messages_come_in_idle_time_while_the_view_stays_at_the_bottom(
+    make_app,
+) -> None:
+    app = make_app()
+    chat_id = fill(app.store)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ready(pilot)
+        view = screen.query_one(ChatView)
+        # no scrolling: older messages are mounted in the background, a few at a time
+        await wait_for(pilot, lambda: len(view.boxes()) > FIRST_PAGE + 2)
+        assert view.scroll_y == view.max_scroll_y  # still at the bottom while they came
+        await wait_for(pilot, lambda: not view._wants_older() and not view._step_scheduled)
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y >= AHEAD * view.size.height
+        assert view.boxes()[-1].text.startswith("Answer 249.")  # the newest at the bottom
+        assert 400 < len(view.older) < 500 - FIRST_PAGE  # AHEAD screens of them, not all
+        assert view.query_one("#older-marker").display and in_order(view)
+        # scrolling up: more come above, and the view stays on what it showed
+        view.release_anchor()  # as the user's scrolling does
+        view.scroll_home(animate=False, immediate=True)
+        first_shown, older = view.boxes()[0], len(view.older)
+        await wait_for(pilot, lambda: len(view.older) < older - 2)
+        assert view.boxes()[0] is not first_shown and in_order(view)
+        # still at the top of the view (put back after each step's layout)
+        await wait_for(pilot, lambda: 0 <= first_shown.region.y - view.region.y <= 3)
+        assert view.scroll_y > 0
+        # a new message still goes at the end, after everything
+        await send(pilot, "and one more")
+        assert view.boxes()[-1].text == "You said: and one more"
+        assert len(app.store.messages(chat_id)) == 502
+
+
+async def test_a_key_press_is_handled_while_older_messages_are_mounted(
+    make_app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chat_view, "AHEAD", 100)  # background mounting for a long while
+    app = make_app()
+    fill(app.store)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ready(pilot)
+        view = screen.query_one(ChatView)
+        await wait_for(pilot, lambda: len(view.boxes()) > FIRST_PAGE)  # mounting has begun
+        prompt = screen.query_one("#prompt")
+        prompt.focus()
+        await pilot.press("h", "i")
+        assert prompt.text == "hi"  # type: ignore[attr-defined]
+        assert view._wants_older()  # typed while mounting was still going on
+        assert view.scroll_y == view.max_scroll_y  # at the bottom all along
+
+
+async def test_short_messages_that_do_not_fill_the_view_bring_older_ones(make_app) -> None:
+    app = make_app()
+    chat = app.store.create_chat("short")
+    for i in range(60):
+        app.store.add_message(chat.id, "user", f"m{i}")
+    async with app.run_test(size=(100, 150)) as pilot:
+        screen = await ready(pilot)
+        view = screen.query_one(ChatView)
+        await wait_for(pilot, lambda: view.max_scroll_y > 0 or not view.older)
+        assert len(view.boxes()) > FIRST_PAGE  # more than the first page: the view is full
+
+
+async def test_every_message_can_be_reached_with_few_mounted_at_a_time(make_app) -> None:
+    app = make_app()
+    fill(app.store, 130)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ready(pilot)
+        view = screen.query_one(ChatView)
+        most = 0
+        while view.older:
+            before = len(view.older)
+            view.scroll_home(animate=False, immediate=True)
+            await wait_for(pilot, lambda n=before: len(view.older) < n)
+            most = max(most, len(view.boxes()))
+        await wait_for(pilot, lambda: not view._far_below() and not view._mounting)
+        assert not view.query_one("#older-marker").display
+        assert view.boxes()[0].text == "question number 0" and in_order(view)
+        assert view.newer and most < 80  # the ones far below were unmounted again
+        assert all(isinstance(b, MessageBox) for b in view.boxes())
+        while view.newer:  # and back down to the newest
+            before = len(view.newer)
+            view.scroll_end(animate=False, immediate=True)
+            await wait_for(pilot, lambda n=before: len(view.newer) < n)
+        assert view.boxes()[-1].text.startswith("Answer 64.") and in_order(view)
+
+
+async def test_search_jump_to_an_old_message_mounts_a_window_around_it(make_app) -> None:
+    app = make_app()
+    chat_id = fill(app.store)
+    target = app.store.messages(chat_id)[6]  # question number 3
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ready(pilot)
+        view = screen.query_one(ChatView)
+        box = await view.reveal(target.id)
+        await pilot.pause()
+        assert box is not None and box.text == "question number 3"
+        # a window around it (growing by a few screens as the view settles), not the 494
+        # messages from it to the end
+        assert len(view.boxes()) <= FIRST_PAGE + BEFORE_MATCH + 2 * PAGE
+        assert len(view.newer) >= 400
+        assert box.region.height > 0  # on screen
+        mounted = len(view.boxes())
+        view.scroll_end(animate=False, immediate=True)  # scrolling down brings newer ones
+        await wait_for(pilot, lambda: len(view.boxes()) > mounted)
+        # a new message returns to the newest ones (generous timeout: mounting a 500-message
+        # window under a loaded CI machine)
+        await send(pilot, "back to the end", timeout=30)
+        assert not view.newer and view.boxes()[-1].text == "You said: back to the end"
+        assert view.boxes()[-3].text.startswith("Answer 249.")
+
+
+def measure(runs: int = 3) -> None:  # pragma: no cover - a measurement, run by hand
+    """Open a generated 500-message chat in a headless app and print how long it took (from
+    the app's start to the chat's messages on screen, and the open_chat call alone), then the
+    longest UI stall (the largest gap between ticks of a 5 ms timer) while older messages are
+    mounted in idle time and while the user pages up through them."""
+    import asyncio
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from specchat.tui import SpecchatApp
+    from specchat.tui.screens.main import MainScreen
+
+    from .fake_engine import FakeLoader
+
+    class Ticks:
+        """The longest gap between ticks, wall clock and CPU time of this thread (on a busy
+        machine the wall clock also counts time the process waited for a core)."""
+
+        def __init__(self) -> None:
+            self.reset()
+
+        def tick(self) -> None:
+            now, cpu = time.perf_counter(), time.thread_time()
+            self.wall = max(self.wall, now - self.last)
+            self.cpus.append(cpu - self.last_cpu)
+            self.last, self.last_cpu = now, cpu
+
+        def reset(self) -> None:
+            self.last, self.last_cpu = time.perf_counter(), time.thread_time()
+            self.wall, self.cpus = 0.0, [0.0]
+
+        def __str__(self) -> str:
+            cpus = sorted(self.cpus)
+            return (
+                f"{cpus[-1] * 1000:.0f} ms CPU ({self.wall * 1000:.0f} ms wall), 10 longest"
+                f" {' '.join(f'{c * 1000:.0f}' for c in cpus[-10:])} ms"
+            )
+
+    async def one(path: Path) -> None:
+        app = SpecchatApp(ChatStore(path), FakeLoader())
+        started = time.perf_counter()
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await ready(pilot)
+            shown = time.perf_counter() - started
+            assert isinstance(screen, MainScreen) and screen.chat is not None
+            view = screen.query_one(ChatView)
+            t0, c0 = time.perf_counter(), time.process_time()
+            await screen.open_chat(screen.chat.id)
+            await pilot.pause()
+            opened, cpu = time.perf_counter() - t0, time.process_time() - c0
+            ticks = Ticks()
+            timer = app.set_interval(0.005, ticks.tick)
+            await asyncio.sleep(2.0)  # idle: older messages come in the background
+            idle, idle_mounted = str(ticks), len(view.boxes())
+            ticks.reset()
+            for _ in range(20):  # the user pages up, twice a second
+                view.scroll_page_up(animate=False)
+                await asyncio.sleep(0.5)
+            paging, paged_mounted = str(ticks), len(view.boxes())
+            ticks.reset()
+            await view.mount_older(PAGE)  # the former way: a page of 10 at once
+            await pilot.pause()
+            await asyncio.sleep(0.05)
+            timer.stop()
+            print(
+                f"500 messages: app start to chat shown {shown:.3f} s; open_chat {opened:.3f} s"
+                f" wall, {cpu:.3f} s CPU\n  2 s idle: {idle_mounted} mounted, longest stall"
+                f" {idle}\n  paging up 20 screens: {paged_mounted} mounted, longest stall"
+                f" {paging}\n  a page of {PAGE} mounted at once (as before): stall {ticks}"
+            )
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "history.sqlite3"
+        store = ChatStore(path)
+        fill(store)
+        store.close()
+        for _ in range(runs):
+            asyncio.run(one(path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    measure()
