@@ -8,6 +8,7 @@ app) and hand them down; nothing here knows argparse, Textual or HTTP."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from specchat.engine.types import (
 from specchat.errors import SpecchatError
 
 if TYPE_CHECKING:  # pair_check reads GGUF metadata and sources: imported when a check runs
+    from specchat.config.schema import ModelConfig
     from specchat.pair_check import PairReport
 
 
@@ -93,8 +95,15 @@ def generation_settings(args: object) -> GenerationSettings:
     return g
 
 
-def resolve_model_request(choice: PairChoice | object) -> ModelRequest:
-    """Explicit --target/--draft paths, or a models.toml pair (downloaded if needed)."""
+def resolve_model_request(
+    choice: PairChoice | object,
+    *,
+    progress: bool = True,
+    cancel: threading.Event | None = None,
+) -> ModelRequest:
+    """Explicit --target/--draft paths, or a models.toml pair (downloaded if needed: with a
+    progress bar on stderr unless progress is False; cancel stops a download at its next chunk
+    and keeps the partial file for the next try)."""
     if not isinstance(choice, PairChoice):
         choice = PairChoice.from_namespace(choice)
     generation = choice.generation or GenerationSettings()
@@ -103,7 +112,7 @@ def resolve_model_request(choice: PairChoice | object) -> ModelRequest:
         return _resolve_paths(choice, generation)
     if choice.draft is not None:
         raise SpecchatError("--draft needs --target (or choose a --pair)")
-    return _resolve_pair(choice, generation)
+    return _resolve_pair(choice, generation, progress, cancel)
 
 
 def check_choice(choice: PairChoice) -> PairReport:
@@ -148,16 +157,24 @@ def _resolve_paths(choice: PairChoice, generation: GenerationSettings) -> ModelR
     return ModelRequest(target, draft, spec, generation)
 
 
-def _resolve_pair(choice: PairChoice, generation: GenerationSettings) -> ModelRequest:
+def _resolve_pair(
+    choice: PairChoice,
+    generation: GenerationSettings,
+    progress: bool,
+    cancel: threading.Event | None,
+) -> ModelRequest:
     from specchat.config import load_registry, to_pair_settings, to_spec_settings
     from specchat.sources import resolve_model
 
     registry = load_registry(choice.config)
     name = choice.pair or registry.default_pair
     pair = registry.get(name)
-    target_path = resolve_model(pair.target, offline=choice.offline)
+    def fetch(model: ModelConfig) -> Path:
+        return resolve_model(model, offline=choice.offline, progress=progress, cancel=cancel)
+
+    target_path = fetch(pair.target)
     use_draft = pair.draft is not None and not (choice.no_draft or choice.lookup)
-    draft_path = resolve_model(pair.draft, offline=choice.offline) if use_draft else None
+    draft_path = fetch(pair.draft) if use_draft and pair.draft is not None else None
     target, draft = to_pair_settings(pair, target_path, draft_path)
     target = _model_overrides(choice, target)
     if draft is not None:

@@ -8,7 +8,6 @@ import sys
 
 from specchat.commands.model_args import add_model_args
 from specchat.engine.types import (
-    STATS_NAMES,
     DoneEvent,
     Message,
     NoticeEvent,
@@ -35,10 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def stats_json(stats: Stats) -> dict[str, object]:
-    d = stats.to_dict()
-    out = {k: d[k] for k in STATS_NAMES}
-    out.update({k: v for k, v in d.items() if k not in out})
-    return out
+    return stats.to_ordered_dict()
 
 
 def stats_line(stats: Stats) -> str:

@@ -131,6 +131,12 @@ class Stats:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def to_ordered_dict(self) -> dict[str, object]:
+        """Every stat, the STATS_NAMES first in their order (what `ask --json` and the server's
+        `specchat` object print)."""
+        d = self.to_dict()
+        return {**{name: d[name] for name in STATS_NAMES}, **d}
+
 
 @dataclass(frozen=True)
 class TokenEvent:

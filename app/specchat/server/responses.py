@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from specchat.engine.types import STATS_NAMES, DoneEvent, Stats
+from specchat.engine.types import DoneEvent, Stats
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "context": "length"}
 
@@ -34,8 +34,7 @@ def finish_reason(stats: Stats) -> str:
 
 def specchat_stats(stats: Stats) -> dict[str, object]:
     """The stats in `ask --json`'s order: the fixed names first, then the extra context."""
-    d = stats.to_dict()
-    return {**{name: d[name] for name in STATS_NAMES}, **d}
+    return stats.to_ordered_dict()
 
 
 def usage(stats: Stats) -> dict[str, object]:

@@ -103,27 +103,6 @@ def leave_a_core(model: ModelSettings | None) -> ModelSettings | None:
     return replace(model, n_threads=ui_threads())
 
 
-def download_pair(ns: argparse.Namespace, cancel: threading.Event | None) -> None:
-    """Fetch the models of the pair ns names (if not cached), quietly and cancellably, before
-    the engine is loaded: inside the app nothing may print, and Esc must stop a download."""
-    if getattr(ns, "target", None) is not None:
-        return  # explicit files: nothing to fetch
-    from specchat.config.registry import load_registry
-    from specchat.sources import resolve_model_files
-
-    registry = load_registry(getattr(ns, "config", None))
-    pair = registry.get(getattr(ns, "pair", None) or registry.default_pair)
-    models = [pair.target]
-    if pair.draft is not None and not (
-        getattr(ns, "no_draft", False) or getattr(ns, "lookup", False)
-    ):
-        models.append(pair.draft)
-    for model in models:
-        resolve_model_files(
-            model, offline=getattr(ns, "offline", False), progress=False, cancel=cancel
-        )
-
-
 def _load_engine(
     target: ModelSettings,
     draft: ModelSettings | None,
@@ -188,8 +167,8 @@ class CliLoader:
         elif pair is not None:  # a pair picked in the app replaces the command line's models
             ns.pair, ns.target, ns.draft = pair, None, None
             ns.no_draft = ns.lookup = False
-        download_pair(ns, cancel)
-        request = resolve_model_request(ns)  # finds the files downloaded above
+        # inside the app nothing may print, and Esc must stop a download
+        request = resolve_model_request(ns, progress=False, cancel=cancel)
         self.generation = request.generation
         target, draft = leave_a_core(request.target), leave_a_core(request.draft)
         if cancel is not None and cancel.is_set():
