@@ -33,6 +33,10 @@ from specchat.sources.cancel import check, report
 from specchat.tui.loader import ModelFiles, PairOption, PairRef
 
 Token = tuple[str, Origin]
+# A draft token with the drafter that proposed it ("suffix" or "model"), as a chained engine
+# reports it; in a plain Token, a draft's drafter is unknown ("").
+KindToken = tuple[str, Origin, str]
+AnyToken = Token | KindToken
 
 
 def scripted(text: str, accepted_per_pass: int = 3) -> list[Token]:
@@ -43,6 +47,26 @@ def scripted(text: str, accepted_per_pass: int = 3) -> list[Token]:
         (w, Origin.TARGET if i % period == accepted_per_pass else Origin.DRAFT)
         for i, w in enumerate(words)
     ]
+
+
+def chained(text: str, rounds: Sequence[tuple[str, int]]) -> list[AnyToken]:
+    """Split text into word tokens, in rounds taken in turn from `rounds`: (drafter, n) is n
+    draft tokens from that drafter ("suffix" or "model"), then 1 target token."""
+    words = re.findall(r"\s*\S+|\s+", text)
+    tokens: list[AnyToken] = []
+    turn = 0
+    while len(tokens) < len(words):
+        drafter, accepted = rounds[turn % len(rounds)]
+        for word in words[len(tokens) : len(tokens) + accepted]:
+            tokens.append((word, Origin.DRAFT, drafter))
+        if len(tokens) < len(words):
+            tokens.append((words[len(tokens)], Origin.TARGET))
+        turn += 1
+    return tokens
+
+
+def drafter_of(token: AnyToken) -> str:
+    return token[2] if len(token) == 3 else ""
 
 
 def thinking_reply(thinking: str, answer: str, opened_by_template: bool = False) -> str:
@@ -83,7 +107,7 @@ def fake_info(target: str = "SmolLM2-1.7B", draft: str = "SmolLM2-135M") -> Engi
 class FakeEngine:
     """Replies come from `reply(messages)`; the default echoes the last user message."""
 
-    reply: Callable[[Sequence[Message]], list[Token]] = field(
+    reply: Callable[[Sequence[Message]], Sequence[AnyToken]] = field(
         default=lambda messages: scripted(f"You said: {messages[-1].content}")
     )
     token_delay: float = 0.0  # real seconds per token (slept once per target pass)
@@ -167,9 +191,10 @@ class FakeEngine:
         )
         for notice in self.notices:
             yield NoticeEvent(notice, "warning")
-        emitted: list[Token] = []
+        emitted: list[AnyToken] = []
         finish = "stop"
-        for index, (text, origin) in enumerate(tokens):
+        for index, token in enumerate(tokens):
+            text, origin = token[0], token[1]
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
                 break
@@ -184,8 +209,8 @@ class FakeEngine:
             if self.token_delay and (index == 0 or tokens[index - 1][1] is Origin.TARGET):
                 # like a real engine: one target pass computes the whole group at once
                 time.sleep(self.token_delay * _pass_length(tokens, index))
-            emitted.append((text, origin))
-            yield TokenEvent(text, 1000 + index, origin)
+            emitted.append(token)
+            yield TokenEvent(text, 1000 + index, origin, drafter=drafter_of(token))
             if origin is Origin.TARGET or index == len(tokens) - 1:
                 stats = self._update(stats, emitted)
                 yield ProgressEvent(replace(stats))
@@ -193,14 +218,14 @@ class FakeEngine:
         if finish == "stop" and len(script) > len(tokens):
             finish = "length"
         stats.finish_reason = finish
-        text = "".join(t for t, _ in emitted)
+        text = "".join(t[0] for t in emitted)
         ids = tuple(1000 + i for i in range(len(emitted)))
         self.durations.append(time.monotonic() - started)
         yield DoneEvent(text, ids, stats, self.dropped_turns)
 
-    def _update(self, stats: Stats, emitted: list[Token]) -> Stats:
-        passes = sum(1 for _, o in emitted if o is Origin.TARGET) or (1 if emitted else 0)
-        accepted = sum(1 for _, o in emitted if o is Origin.DRAFT)
+    def _update(self, stats: Stats, emitted: list[AnyToken]) -> Stats:
+        passes = sum(1 for t in emitted if t[1] is Origin.TARGET) or (1 if emitted else 0)
+        accepted = sum(1 for t in emitted if t[1] is Origin.DRAFT)
         drafted = passes * self.spec_.draft_max
         n = len(emitted)
         gen_ms = passes * self.pass_ms
@@ -213,13 +238,39 @@ class FakeEngine:
         stats.acceptance_rate = accepted / drafted if drafted else 0.0
         stats.target_passes = passes
         stats.tokens_per_pass = n / passes if passes else 0.0
+        if any(drafter_of(t) for t in emitted):
+            self._update_kinds(stats, emitted, passes)
         return stats
 
+    def _update_kinds(self, stats: Stats, emitted: list[AnyToken], passes: int) -> None:
+        """Per-drafter figures: each pass drafted draft_max tokens from the drafter of its
+        accepted drafts (a pass that kept none: the draft model's)."""
+        kinds = [_round_kind(r) for r in _rounds(emitted)[:passes]]
+        for kind in ("suffix", "model"):
+            drafted = kinds.count(kind) * self.spec_.draft_max
+            accepted = sum(1 for t in emitted if drafter_of(t) == kind)
+            setattr(stats, f"{kind}_drafted", drafted)
+            setattr(stats, f"{kind}_accepted", accepted)
 
-def _pass_length(tokens: list[Token], start: int) -> int:
+
+def _rounds(emitted: list[AnyToken]) -> list[list[AnyToken]]:
+    """The tokens of each target pass: drafts up to and including a target token."""
+    rounds: list[list[AnyToken]] = [[]]
+    for token in emitted:
+        rounds[-1].append(token)
+        if token[1] is Origin.TARGET:
+            rounds.append([])
+    return [r for r in rounds if r]
+
+
+def _round_kind(tokens: list[AnyToken]) -> str:
+    return next((drafter_of(t) for t in tokens if drafter_of(t)), "model")
+
+
+def _pass_length(tokens: Sequence[AnyToken], start: int) -> int:
     """Tokens from start up to and including the next target token."""
-    for offset, (_, origin) in enumerate(tokens[start:], 1):
-        if origin is Origin.TARGET:
+    for offset, token in enumerate(tokens[start:], 1):
+        if token[1] is Origin.TARGET:
             return offset
     return len(tokens) - start
 

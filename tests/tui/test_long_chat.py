@@ -7,10 +7,11 @@ The open time of a 500-message chat and the longest UI stall are measured by
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Markdown, Static
 
 from specchat.store import ChatStore, MessageStatus
 from specchat.tui.widgets import ChatView, MessageBox, chat_view
-from specchat.tui.widgets.chat_view import AHEAD, BEFORE_MATCH, FIRST_PAGE, PAGE
+from specchat.tui.widgets.chat_view import AHEAD, BEFORE_MATCH, FAR, FIRST_PAGE, PAGE
 
 from .conftest import ready, send, wait_for
 
@@ -60,8 +61,10 @@ async def test_older_messages_come_in_idle_time_while_the_view_stays_at_the_bott
         await wait_for(pilot, lambda: len(view.older) < older - 2)
         assert view.boxes()[0] is not first_shown and in_order(view)
         # still at the top of the view (put back after each step's layout)
-        await wait_for(pilot, lambda: 0 <= first_shown.region.y - view.region.y <= 3)
-        assert view.scroll_y > 0
+        await wait_for(
+            pilot,
+            lambda: view.scroll_y > 0 and 0 <= first_shown.virtual_region.y - view.scroll_y <= 3,
+        )
         # a new message still goes at the end, after everything
         await send(pilot, "and one more")
         assert view.boxes()[-1].text == "You said: and one more"
@@ -131,7 +134,7 @@ async def test_search_jump_to_an_old_message_mounts_a_window_around_it(make_app)
         view = screen.query_one(ChatView)
         box = await view.reveal(target.id)
         await pilot.pause()
-        assert box is not None and box.text == "question number 3"
+        assert box is not None and box.text == "question number 3" and not box.light
         # a window around it (growing by a few screens as the view settles), not the 494
         # messages from it to the end
         assert len(view.boxes()) <= FIRST_PAGE + BEFORE_MATCH + 2 * PAGE
@@ -147,12 +150,65 @@ async def test_search_jump_to_an_old_message_mounts_a_window_around_it(make_app)
         assert view.boxes()[-3].text.startswith("Answer 249.")
 
 
-def measure(runs: int = 3) -> None:  # pragma: no cover - a measurement, run by hand
-    """Open a generated 500-message chat in a headless app and print how long it took (from
-    the app's start to the chat's messages on screen, and the open_chat call alone), then the
-    longest UI stall (the largest gap between ticks of a 5 ms timer) while older messages are
-    mounted in idle time and while the user pages up through them."""
+async def test_messages_off_screen_are_light_until_they_come_near_the_view(make_app) -> None:
+    app = make_app()
+    fill(app.store)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ready(pilot)
+        view = screen.query_one(ChatView)
+        await wait_for(pilot, lambda: not view._wants_older() and not view._step_scheduled)
+        await pilot.pause()
+
+        def on_screen() -> list[MessageBox]:
+            top, bottom = view.scroll_y, view.scroll_y + view.size.height
+            return [
+                b
+                for b in view.boxes()
+                if b.virtual_region.bottom > top and b.virtual_region.y < bottom
+            ]
+
+        assert on_screen() and all(not b.light for b in on_screen())  # shown in full
+        light = [b for b in view.boxes() if b.light]
+        assert len(light) >= 4  # the ones far above: placeholders
+        assert all(b.virtual_region.bottom < view.scroll_y for b in light)
+        assert all(not b.query(Markdown) for b in light)
+        assert len(view.query(Markdown)) < len(view.boxes()) - 3
+        box = next(b for b in light if b.role == "assistant")
+        placeholder = str(box.query_one(".message-light", Static).render())
+        assert placeholder.startswith(box.text.split("**")[0]) and "▶ 25.0 tok/s" in placeholder
+        # scrolled to, it becomes the full message (Markdown, code block to click, stats)
+        view.release_anchor()
+        view.scroll_to_widget(box, animate=False, top=True, immediate=True)
+        await wait_for(pilot, lambda: not box.light and box.query(".message-stats"))
+        assert (
+            box.query(Markdown) and box.query(".message-stats") and not box.query(".message-light")
+        )
+        assert box.code_blocks() == ["print('code block')"]
+
+        # full messages far from the view are made light again (fewer widgets to lay out)
+        def full_far() -> list[MessageBox]:
+            top, bottom = view.scroll_y, view.scroll_y + view.size.height
+            return [
+                b
+                for b in view.boxes()
+                if not b.light
+                and max(top - b.virtual_region.bottom, b.virtual_region.y - bottom, 0)
+                > FAR * view.size.height
+            ]
+
+        await wait_for(pilot, lambda: not full_far())
+        assert in_order(view)
+
+
+def measure(runs: int = 3, pages: int = 30, every: float = 0.25) -> None:  # pragma: no cover
+    """Open a generated 500-message chat in a headless app (120x40) and print: the time from
+    the app's start to the chat shown, and open_chat alone; then the longest UI stall (the
+    largest gap between ticks of a 5 ms timer, wall clock and CPU time of the UI thread) while
+    idle for 2 s and while paging up `pages` screens, one every `every` s; then pilot.press
+    ("pageup") + pilot.pause() per page (pause waits for the CPU to be idle, up to 1 s, so this
+    counts background work too). Run: python -m tests.tui.test_long_chat"""
     import asyncio
+    import statistics
     import tempfile
     import time
     from pathlib import Path
@@ -163,28 +219,21 @@ def measure(runs: int = 3) -> None:  # pragma: no cover - a measurement, run by 
     from .fake_engine import FakeLoader
 
     class Ticks:
-        """The longest gap between ticks, wall clock and CPU time of this thread (on a busy
-        machine the wall clock also counts time the process waited for a core)."""
-
         def __init__(self) -> None:
             self.reset()
 
         def tick(self) -> None:
             now, cpu = time.perf_counter(), time.thread_time()
             self.wall = max(self.wall, now - self.last)
-            self.cpus.append(cpu - self.last_cpu)
+            self.cpu = max(self.cpu, cpu - self.last_cpu)
             self.last, self.last_cpu = now, cpu
 
         def reset(self) -> None:
             self.last, self.last_cpu = time.perf_counter(), time.thread_time()
-            self.wall, self.cpus = 0.0, [0.0]
+            self.wall = self.cpu = 0.0
 
         def __str__(self) -> str:
-            cpus = sorted(self.cpus)
-            return (
-                f"{cpus[-1] * 1000:.0f} ms CPU ({self.wall * 1000:.0f} ms wall), 10 longest"
-                f" {' '.join(f'{c * 1000:.0f}' for c in cpus[-10:])} ms"
-            )
+            return f"{self.wall * 1000:.0f} ms wall / {self.cpu * 1000:.0f} ms CPU"
 
     async def one(path: Path) -> None:
         app = SpecchatApp(ChatStore(path), FakeLoader())
@@ -194,29 +243,33 @@ def measure(runs: int = 3) -> None:  # pragma: no cover - a measurement, run by 
             shown = time.perf_counter() - started
             assert isinstance(screen, MainScreen) and screen.chat is not None
             view = screen.query_one(ChatView)
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0 = time.perf_counter(), time.thread_time()
             await screen.open_chat(screen.chat.id)
-            await pilot.pause()
-            opened, cpu = time.perf_counter() - t0, time.process_time() - c0
+            opened, cpu = time.perf_counter() - t0, time.thread_time() - c0
             ticks = Ticks()
             timer = app.set_interval(0.005, ticks.tick)
-            await asyncio.sleep(2.0)  # idle: older messages come in the background
-            idle, idle_mounted = str(ticks), len(view.boxes())
+            await asyncio.sleep(2.0)  # idle: the user reads the newest reply
+            idle = str(ticks)
             ticks.reset()
-            for _ in range(20):  # the user pages up, twice a second
-                view.scroll_page_up(animate=False)
-                await asyncio.sleep(0.5)
-            paging, paged_mounted = str(ticks), len(view.boxes())
-            ticks.reset()
-            await view.mount_older(PAGE)  # the former way: a page of 10 at once
-            await pilot.pause()
-            await asyncio.sleep(0.05)
+            for _ in range(pages):  # the user pages up
+                view.scroll_page_up(animate=False)  # what the pageup key does
+                await asyncio.sleep(every)
+            paging, top = str(ticks), view.boxes()[0].text[:12]
             timer.stop()
+            view.boxes()[-1].focus(scroll_visible=False)  # keys reach the chat view
+            await pilot.pause()
+            times = []
+            for _ in range(10):
+                t1 = time.perf_counter()
+                await pilot.press("pageup")
+                await pilot.pause()
+                times.append((time.perf_counter() - t1) * 1000)
             print(
                 f"500 messages: app start to chat shown {shown:.3f} s; open_chat {opened:.3f} s"
-                f" wall, {cpu:.3f} s CPU\n  2 s idle: {idle_mounted} mounted, longest stall"
-                f" {idle}\n  paging up 20 screens: {paged_mounted} mounted, longest stall"
-                f" {paging}\n  a page of {PAGE} mounted at once (as before): stall {ticks}"
+                f" ({cpu:.3f} s CPU)\n  2 s idle: longest stall {idle}\n  paging up {pages}"
+                f" screens, one every {every} s: longest stall {paging} (reached {top!r})\n"
+                f"  press+pause per page: max {max(times):.0f} ms,"
+                f" median {statistics.median(times):.0f} ms"
             )
 
     with tempfile.TemporaryDirectory() as folder:

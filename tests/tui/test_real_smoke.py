@@ -43,4 +43,4 @@ async def test_chat_with_real_pair(real_models: dict[str, Path], tmp_path: Path)
         assert stats["acceptance_rate"] > 0.9
         live = str(screen.query_one("#status-live").render())
         assert f"({stats['accepted']}/{stats['drafted']})" in live
-        assert [o for _, o in box.segments if o not in ("draft", "target")] == []
+        assert [o for _, o in box.segments if o not in ("model", "suffix", "target")] == []

@@ -9,6 +9,7 @@ from specchat.tui.screens import SummaryScreen
 from specchat.tui.widgets import MessageBox
 
 from .conftest import ready, send, wait_for
+from .contrast import contrast
 from .fake_engine import FakeEngine, scripted
 
 TEXT = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu"
@@ -121,19 +122,6 @@ def test_backend_line_shows_offloaded_layers_on_gpu() -> None:
     assert backend_line(alone) == "CPU · target SmolLM2-1.7B · no draft model"
 
 
-def _luminance(hex_colour: str) -> float:
-    def channel(c: float) -> float:
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
-    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
-
-
-def _contrast(a: str, b: str) -> float:
-    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
-
-
 async def test_origin_colours_are_legible_in_dark_and_light_themes() -> None:
     from textual.app import App, ComposeResult
     from textual.content import Content
@@ -152,7 +140,7 @@ async def test_origin_colours_are_legible_in_dark_and_light_themes() -> None:
             backgrounds = set()
             for segment in segments:
                 fg, bg = segment.style.color.triplet.hex, segment.style.bgcolor.triplet.hex
-                assert _contrast(fg, bg) >= 4.5, (theme, segment.text, fg, bg)  # WCAG AA
+                assert contrast(fg, bg) >= 4.5, (theme, segment.text, fg, bg)  # WCAG AA
                 backgrounds.add(bg)
             assert len(backgrounds) == 2, theme  # the two origins look different
             assert segments[1].style.underline and not segments[0].style.underline

@@ -95,16 +95,19 @@ class ChatStore:
         settings: ChatSettings | None = None,
         target_path: str | None = None,
         draft_path: str | None = None,
+        cross_vocab: bool | None = None,
     ) -> ChatRecord:
         """pair_name: the named pair the chat is made with; target_path and draft_path: the
-        files, when they were opened as files."""
+        files, when they were opened as files, and cross_vocab the choice to draft across
+        vocabularies made for them."""
         now = self._clock()
         settings = settings or ChatSettings()
+        crossed = _cross_vocab_column(target_path, cross_vocab)
         with self._conn:
             cur = self._conn.execute(
                 "INSERT INTO chats (title, created_at, updated_at, pair_name, settings,"
-                " target_path, draft_path) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (title, now, now, pair_name, settings.to_json(), target_path, draft_path),
+                " target_path, draft_path, cross_vocab) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (title, now, now, pair_name, settings.to_json(), target_path, draft_path, crossed),
             )
         return ChatRecord(
             int(cur.lastrowid or 0),
@@ -115,6 +118,7 @@ class ChatStore:
             settings,
             target_path=target_path,
             draft_path=draft_path,
+            cross_vocab=None if crossed is None else bool(crossed),
         )
 
     @db_call("read the chat list")
@@ -158,11 +162,14 @@ class ChatStore:
         pair_name: str | None,
         target_path: str | None = None,
         draft_path: str | None = None,
+        cross_vocab: bool | None = None,
     ) -> None:
+        crossed = _cross_vocab_column(target_path, cross_vocab)
         with self._conn:
             self._conn.execute(
-                "UPDATE chats SET pair_name = ?, target_path = ?, draft_path = ? WHERE id = ?",
-                (pair_name, target_path, draft_path, chat_id),
+                "UPDATE chats SET pair_name = ?, target_path = ?, draft_path = ?, cross_vocab = ?"
+                " WHERE id = ?",
+                (pair_name, target_path, draft_path, crossed, chat_id),
             )
 
     @db_call("delete the chat")
@@ -267,6 +274,19 @@ class ChatStore:
             (chat_id, "%" + _like_escape(search.strip()) + "%"),
         ).fetchone()
         return int(row[0]) if row else None
+
+    @db_call("search the messages")
+    def first_matches(self, search: str) -> dict[int, str]:
+        """{chat id: content of its first message containing `search` (any case)}, for the
+        chats that have one (the search results' snippets)."""
+        if not search.strip():
+            return {}
+        rows = self._conn.execute(
+            "SELECT m.chat_id, m.content FROM messages m JOIN (SELECT MIN(id) AS id FROM messages"
+            " WHERE content LIKE ? ESCAPE '\\' GROUP BY chat_id) f ON m.id = f.id",
+            ("%" + _like_escape(search.strip()) + "%",),
+        )
+        return {int(chat_id): str(content) for chat_id, content in rows}
 
     # regenerate variants -------------------------------------------------------------------
     @db_call("keep the earlier reply")
@@ -375,7 +395,14 @@ def _segments_json(segments: Sequence[Segment]) -> str | None:
     return json.dumps([list(s) for s in segments]) if segments else None
 
 
-CHAT_COLUMNS = "id, title, created_at, updated_at, pair_name, settings, target_path, draft_path"
+CHAT_COLUMNS = (
+    "id, title, created_at, updated_at, pair_name, settings, target_path, draft_path, cross_vocab"
+)
+
+
+def _cross_vocab_column(target_path: str | None, cross_vocab: bool | None) -> int | None:
+    """1 or 0 for a chat made with files, NULL for a named pair (or a choice not given)."""
+    return None if target_path is None or cross_vocab is None else int(cross_vocab)
 
 
 def _chat(row: tuple) -> ChatRecord:
@@ -394,6 +421,7 @@ def _chat(row: tuple) -> ChatRecord:
         problem=problem,
         target_path=row[6],
         draft_path=row[7],
+        cross_vocab=None if row[8] is None else bool(row[8]),
     )
 
 

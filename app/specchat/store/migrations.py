@@ -54,6 +54,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX reply_variants_by_message ON reply_variants(message_id, created_at);
     """,
+    # 5: the cross-vocabulary choice made when the chat's GGUF files were opened (1 or 0; NULL in
+    # chats from before, which fall back to the recently-opened list)
+    """
+    ALTER TABLE chats ADD COLUMN cross_vocab INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -53,6 +53,7 @@ class ChatRecord:
     problem: str = ""  # set when part of the saved row could not be read
     target_path: str | None = None  # the files the chat was made with, when not a named pair
     draft_path: str | None = None
+    cross_vocab: bool | None = None  # for files: drafting across vocabularies (None: not saved)
 
 
 Segment = tuple[str, str]  # (text, origin) runs: origin is "draft", "target" or "" (unknown)

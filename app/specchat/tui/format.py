@@ -4,14 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from textual.content import Content
+
 from specchat.engine.types import EngineInfo, ModelInfo, Stats
 
+# Token origins as a reply saves them ([text, origin] runs): copied from the conversation by
+# the suffix drafter, drafted by the draft model, or the target's own. "draft" is a draft of
+# unknown kind (every reply saved before the kinds were told apart): shown as a model draft.
+SUFFIX, MODEL, DRAFT, TARGET = "suffix", "model", "draft", "target"
+
 # $text picks black or white for contrast against the tinted background, in any theme
-# (measured: 6.8:1 or better in the built-in themes); target tokens are also underlined,
-# so the two origins differ without relying on colour alone.
-DRAFT_STYLE = "$text on $success-muted"
+# (measured: 6.2:1 or better in every built-in theme but the two ANSI ones, which use the
+# terminal's palette); target tokens are also underlined and copied ones italic, so the three
+# origins differ without relying on colour alone.
+SUFFIX_STYLE = "$text on $warning-muted italic"
+MODEL_STYLE = "$text on $success-muted"
+DRAFT_STYLE = MODEL_STYLE
 TARGET_STYLE = "$text on $primary-muted underline"
-ORIGIN_STYLES = {"draft": DRAFT_STYLE, "target": TARGET_STYLE}
+ORIGIN_STYLES = {
+    SUFFIX: SUFFIX_STYLE,
+    MODEL: MODEL_STYLE,
+    DRAFT: DRAFT_STYLE,
+    TARGET: TARGET_STYLE,
+}
+# what the legend calls each origin (where the colouring is toggled), in reading order
+ORIGIN_LEGEND = (("copied", SUFFIX_STYLE), ("drafted", MODEL_STYLE), ("target", TARGET_STYLE))
+# the drafter kinds whose figures the stats show: (kind, name in the stats table)
+DRAFTER_KINDS = ((SUFFIX, "copied (suffix)"), (MODEL, "drafted (model)"))
+
+
+def origin_of(origin: str, drafter: str = "") -> str:
+    """The saved origin of one token: the engine's origin, a draft told apart by its drafter."""
+    if origin != DRAFT:
+        return origin
+    return drafter if drafter in (SUFFIX, MODEL) else DRAFT
+
+
+def origin_legend() -> Content:
+    """The three origins, each in its own style."""
+    return Content(" ").join(Content.styled(f" {name} ", style) for name, style in ORIGIN_LEGEND)
+
 
 STAT_LABELS: tuple[tuple[str, str], ...] = (
     ("tokens_per_second", "tokens/s"),
@@ -65,16 +97,56 @@ def summary_line(stats: Stats | Mapping[str, object]) -> str:
     ]
     if s.get("mode", "none") != "none":
         parts += [
-            f"acceptance {pct(s.get('acceptance_rate'))}",
+            f"acceptance {pct(s.get('acceptance_rate'))}{_kinds_brief(s)}",
             f"{num(s.get('tokens_per_pass'), 2)} tok/pass",
         ]
     parts.append(f"TTFT {num(s.get('ttft_ms'), 0)} ms")
     return " · ".join(parts)
 
 
-def stats_table(stats: Stats | Mapping[str, object]) -> list[tuple[str, str]]:
+def _kinds_brief(s: Mapping[str, object]) -> str:
+    """' (suffix 86%, model 50%)' when both drafter kinds drafted in the reply, else ''."""
+    kinds = kind_figures(s)
+    if len(kinds) < 2:
+        return ""
+    return " (" + ", ".join(f"{kind} {pct(rate(a, d))}" for kind, a, d in kinds) + ")"
+
+
+def kind_figures(stats: Stats | Mapping[str, object]) -> list[tuple[str, int, int]]:
+    """(kind, accepted, drafted) of each drafter kind that drafted something, suffix first."""
     s = stats_dict(stats)
-    return [(label, stat_value(key, s[key])) for key, label in STAT_LABELS if key in s]
+    figures = []
+    for kind, _ in DRAFTER_KINDS:
+        drafted, accepted = _count(s.get(f"{kind}_drafted")), _count(s.get(f"{kind}_accepted"))
+        if drafted and accepted is not None:
+            figures.append((kind, accepted, drafted))
+    return figures
+
+
+def _count(value: object) -> int | None:
+    """A stored counter, or None when missing or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+def rate(accepted: float, drafted: float) -> float | None:
+    return accepted / drafted if drafted else None
+
+
+def kind_value(accepted: float, drafted: float) -> str:
+    """'86% (12/14)': a drafter kind's acceptance and its counts."""
+    return f"{pct(rate(accepted, drafted))} ({accepted:.0f}/{drafted:.0f})"
+
+
+def stats_table(stats: Stats | Mapping[str, object]) -> list[tuple[str, str]]:
+    """The reply's stats view: every labelled stat, then acceptance per drafter kind."""
+    s = stats_dict(stats)
+    rows = [(label, stat_value(key, s[key])) for key, label in STAT_LABELS if key in s]
+    names = dict(DRAFTER_KINDS)
+    kinds = [(f"acceptance, {names[k]}", kind_value(a, d)) for k, a, d in kind_figures(s)]
+    at = next((i + 1 for i, (label, _) in enumerate(rows) if label == "accepted"), len(rows))
+    return rows[:at] + kinds + rows[at:]
 
 
 def backend_line(info: EngineInfo) -> str:

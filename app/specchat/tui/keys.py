@@ -42,7 +42,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("prev_variant", "alt+left", "Older reply", "Show the reply regenerate replaced", False),
     Action("next_variant", "alt+right", "Newer reply", "Show the newer regenerated reply", False),
     Action("copy_last", "ctrl+t", "Copy reply", "Copy the last reply to the clipboard", False),
-    Action("toggle_origins", "ctrl+o", "Origins", "Colour tokens by origin (draft / target)"),
+    Action("toggle_origins", "ctrl+o", "Origins", "Colour tokens: copied, drafted, target"),
     Action("toggle_sidebar", "ctrl+b", "Sidebar", "Show or hide the chat list", False),
     Action("search_chats", "ctrl+f", "Search", "Search chats by title and words", False),
     Action("rename_chat", "f2", "Rename", "Rename this chat"),

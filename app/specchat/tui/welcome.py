@@ -24,7 +24,8 @@ speed and how many draft tokens the target accepted.
 
 - Type below and press **Enter** to send; **Shift+Enter** or **Ctrl+J** for a new line.
 - **Esc** stops a reply · **Ctrl+R** regenerates · **Ctrl+G** edits your last prompt.
-- **Ctrl+O** colours each token by origin (draft-accepted or target).
+- **Ctrl+O** colours each token by origin (copied from the conversation, drafted, or the
+  target's own).
 - **F4** picks another model pair · **Ctrl+P** lists every command.
 
 No models yet? `specchat models --help` shows how to list and download the pairs in

@@ -31,6 +31,7 @@ from specchat.engine.types import (
 )
 from specchat.errors import DownloadError, SpecchatError
 from specchat.sources.cancel import reporting
+from specchat.tui.format import origin_of
 from specchat.tui.widgets.context_meter import ContextForecast, forecast
 
 BATCH_INTERVAL = 0.05
@@ -94,7 +95,9 @@ class BaselineMeasured(TMessage):
 
 
 class ReplyBatch(TMessage):
-    """Tokens (text, origin) and the latest live stats since the previous batch."""
+    """Tokens (text, origin) and the latest live stats since the previous batch. origin is
+    "suffix", "model" (the drafter that proposed an accepted token), "draft" (drafter unknown)
+    or "target" (see tui.format.origin_of)."""
 
     def __init__(
         self,
@@ -138,7 +141,7 @@ class Batcher:
         with self._lock:
             if self._first_at is None:
                 self._first_at = time.monotonic()
-            self._tokens.append((event.text, event.origin.value))
+            self._tokens.append((event.text, origin_of(event.origin.value, event.drafter)))
             self.pending.set()
 
     def stats(self, stats: Stats) -> None:

@@ -175,10 +175,11 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
         current = self.chat.id if self.chat else None
         try:
             chats = self.store.list_chats(search)
+            matches = self.store.first_matches(search)  # the results' snippets
         except HistoryError as exc:
             self.history_failed(exc)
             return
-        self.query_one(ChatList).show(chats, current)
+        self.query_one(ChatList).show(chats, current, search, matches)
 
     @keeps_running
     async def open_chat(self, chat_id: int) -> None:

@@ -108,19 +108,23 @@ class ModelsActions:
         panel.update_file(message.name, message.done, message.total, message.rate, message.eta)
 
     # the pair a chat remembers ----------------------------------------------------------------
-    def pair_record(self) -> tuple[str | None, None, str | None, str | None]:
-        """create_chat's (pair_name, settings, target_path, draft_path) for the loaded pair."""
+    def pair_record(self) -> tuple[str | None, None, str | None, str | None, bool | None]:
+        """create_chat's (pair_name, settings, target_path, draft_path, cross_vocab) for the
+        loaded pair."""
         ref = self.pair_name
         if isinstance(ref, ModelFiles):
-            return None, None, str(ref.target), str(ref.draft) if ref.draft else None
-        return ref, None, None, None
+            draft = str(ref.draft) if ref.draft else None
+            return None, None, str(ref.target), draft, ref.cross_vocab
+        return ref, None, None, None, None
 
     def chat_ref(self, chat: ChatRecord) -> PairRef:
-        """What the chat was made with; files keep the cross-vocabulary choice made when they
-        were opened (from the recent list)."""
+        """What the chat was made with; files keep the cross-vocabulary choice saved with the
+        chat (chats from before it was saved: the one in the recent list)."""
         if chat.target_path:
             draft = Path(chat.draft_path) if chat.draft_path else None
             files = ModelFiles(Path(chat.target_path), draft)
+            if chat.cross_vocab is not None:
+                return ModelFiles(files.target, draft, chat.cross_vocab and draft is not None)
             recent = [
                 f for f in self.loader.recent() if (f.target, f.draft) == (files.target, draft)
             ]
@@ -178,7 +182,8 @@ class ModelsActions:
         try:
             if not self.store.messages(self.chat.id):
                 draft = str(files.draft) if files.draft else None
-                self.store.set_chat_pair(self.chat.id, None, str(files.target), draft)
+                target = str(files.target)
+                self.store.set_chat_pair(self.chat.id, None, target, draft, files.cross_vocab)
         except HistoryError as exc:
             self.history_failed(exc)  # type: ignore[attr-defined]
 

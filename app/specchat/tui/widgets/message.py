@@ -1,5 +1,9 @@
 """One chat message: Markdown body (streamed), folded thinking, code blocks to copy, optional
-origin colouring, final stats."""
+origin colouring, final stats.
+
+A message of a long chat that is not on screen yet is mounted *light*: its header and its text
+as plain lines (about the same height), two widgets instead of a Markdown tree of dozens. The
+chat view turns it into the full message (realize()) when it comes near the view."""
 
 from __future__ import annotations
 
@@ -93,8 +97,11 @@ class MessageBox(Vertical, can_focus=True):
         *(Binding(str(n), f"copy_code({n})", show=False) for n in range(1, 10)),
     ]
 
-    def __init__(self, record: MessageRecord, origin_mode: bool = False) -> None:
+    def __init__(
+        self, record: MessageRecord, origin_mode: bool = False, light: bool = False
+    ) -> None:
         super().__init__(classes=f"message {record.role}")
+        self.light = light  # a placeholder until realize()
         self._record = record
         self.message_id = record.id
         self.role = record.role
@@ -112,9 +119,15 @@ class MessageBox(Vertical, can_focus=True):
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
+        yield Label(self._header_text(), classes="message-header")
+        if self.light:
+            yield Static(self._light_text(), classes="message-light", markup=False)
+        else:
+            yield from self._full_body()
+
+    def _full_body(self) -> ComposeResult:
         # what (nearly) every message needs; the other parts (thinking, notices, code hint)
         # are mounted when first needed: a long chat mounts fewer widgets
-        yield Label(self._header_text(), classes="message-header")
         if self.role == "assistant":
             self._answer_shown = split_thinking(self.text).answer
             yield Markdown(self._answer_shown, classes="message-body")
@@ -137,7 +150,49 @@ class MessageBox(Vertical, can_focus=True):
         self.mount(widget, before=before)
         return widget
 
+    def _light_text(self) -> str:
+        """The placeholder: the text as written (the answer of a reply), a blank line as the
+        Markdown body ends with, the stats' summary line."""
+        text = split_thinking(self.text).answer if self.role == "assistant" else self.text
+        stats = f"\n▶ {summary_line(self.stats)}" if self.stats is not None else ""
+        return f"{text.strip()}\n{stats}"
+
+    async def realize(self) -> None:
+        """The full message in place of the light placeholder (one screen update)."""
+        if not self.light:
+            return
+        self.light = False
+        with self.app.batch_update():
+            await self.mount_all(list(self._full_body()), after=self._find("message-header"))
+            for placeholder in self.query(".message-light"):
+                await placeholder.remove()
+            self._dress()
+
+    def can_lighten(self) -> bool:
+        """Full, and not streaming, focused or showing an unfolded part (thinking, stats)."""
+        if self.light or self._stream is not None or self.status is MessageStatus.STREAMING:
+            return False
+        if self.has_focus_within:
+            return False
+        return all(part.collapsed for part in self.query(Collapsible))
+
+    async def lighten(self) -> None:
+        """Back to the light placeholder (far from the view: fewer widgets to lay out)."""
+        if not self.can_lighten():
+            return
+        self.light = True
+        light = Static(self._light_text(), classes="message-light", markup=False)
+        with self.app.batch_update():
+            await self.mount(light, after=self._find("message-header"))
+            parts = [c for c in self.children if c is not light]
+            await self.remove_children([c for c in parts if not c.has_class("message-header")])
+
     def on_mount(self) -> None:
+        if not self.light:
+            self._dress()
+
+    def _dress(self) -> None:
+        """The parts mounted when needed: thinking, origins, notices, code hint, stats."""
         self._show_thinking()
         self._apply_origin_mode()
         self._show_notices()
@@ -177,6 +232,7 @@ class MessageBox(Vertical, can_focus=True):
         return self.text + "".join(t for t, _ in tokens), segments
 
     async def append(self, tokens: Sequence[tuple[str, str]]) -> str:
+        await self.realize()
         text = "".join(t for t, _ in tokens)
         self._count_thinking(tokens)
         self.text += text
@@ -240,6 +296,7 @@ class MessageBox(Vertical, can_focus=True):
         stats: Mapping[str, object] | None,
         notices: Sequence[str] = (),
     ) -> None:
+        await self.realize()
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
@@ -284,7 +341,7 @@ class MessageBox(Vertical, can_focus=True):
         self._apply_origin_mode()
 
     def _apply_origin_mode(self) -> None:
-        if self.role != "assistant":
+        if self.role != "assistant" or self.light:  # applied when realized
             return
         coloured = self.origin_mode and bool(self.segments)
         origins = self._find("message-origins")
@@ -345,7 +402,7 @@ class MessageBox(Vertical, can_focus=True):
         hint.update(f"⧉ copy code: {which} or y (last block), or click a block · c copies all")
 
     def _show_notices(self) -> None:
-        if self.role != "assistant":
+        if self.role != "assistant" or self.light:  # shown when realized
             return
         if not self.notices and self._find("message-notices") is None:
             return

@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.widgets import LoadingIndicator, Sparkline, Static
 
 from specchat.engine.types import EngineInfo, Stats
-from specchat.tui.format import DRAFT_STYLE, TARGET_STYLE, backend_line, num, pct
+from specchat.tui.format import backend_line, num, origin_legend, pct
 
 SPARK_POINTS = 4000
 
@@ -84,8 +84,5 @@ class StatusBar(Vertical):
             self.query_one("#status-spark", Sparkline).data = self.speeds[-SPARK_POINTS:]
 
     def set_legend(self, on: bool) -> None:
-        draft = Content.styled(" draft ", DRAFT_STYLE)
-        legend = (
-            draft + Content(" ") + Content.styled(" target ", TARGET_STYLE) if on else Content()
-        )
+        legend = origin_legend() if on else Content()
         self.query_one("#status-legend", Static).update(legend)
