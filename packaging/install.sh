@@ -9,6 +9,8 @@
 #                                  present (add -DCMAKE_CUDA_ARCHITECTURES=86 to pick another)
 #   metal   -DGGML_METAL=on        Apple Silicon (also llama.cpp's default there)
 #   vulkan  -DGGML_VULKAN=on       AMD/Intel/NVIDIA GPU + Vulkan SDK (glslc)
+# plus -DGGML_RPC=ON on every backend: llama.cpp's RPC client, for targets spread over machines
+# (`specchat --rpc`, helpers run packaging/rpc-server.sh); -DGGML_RPC=OFF in CMAKE_ARGS opts out.
 # "auto" (the default) picks the first that this machine can build. Installs with pipx when it is
 # available (from this clone, or from --wheel FILE), else into a virtual environment under
 # ~/.local/share/specchat/venv with a `specchat` link in ~/.local/bin.
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --backend=*) BACKEND="${1#*=}"; shift ;;
     --wheel) SOURCE="${2:?--wheel needs a file}"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -68,12 +70,14 @@ case "$BACKEND" in
   vulkan) CMAKE="-DGGML_VULKAN=on" ;;
   *) echo "install.sh: unknown backend '$BACKEND' (cpu, cuda, metal, vulkan, auto)" >&2; exit 2 ;;
 esac
-# Keep flags the user already gave (e.g. -DCMAKE_CUDA_ARCHITECTURES=86).
+# Keep flags the user already gave (e.g. -DCMAKE_CUDA_ARCHITECTURES=86, or -DGGML_RPC=OFF).
 CMAKE_ARGS="${CMAKE}${CMAKE:+${CMAKE_ARGS:+ }}${CMAKE_ARGS:-}"
+case " $CMAKE_ARGS " in *" -DGGML_RPC="*|*" -DGGML_RPC:"*) ;; *)
+  CMAKE_ARGS="${CMAKE_ARGS:+$CMAKE_ARGS }-DGGML_RPC=ON" ;; esac
 export CMAKE_ARGS
-# pip's wheel cache does not know about CMAKE_ARGS: a GPU build must not reuse a cached CPU wheel.
-PIP_ARGS=""
-[ "$BACKEND" != cpu ] && PIP_ARGS="--no-cache-dir"
+# pip's wheel cache does not know about CMAKE_ARGS: never reuse a wheel cached from another build
+# (a CPU wheel for a GPU build, or one without RPC).
+PIP_ARGS="--no-cache-dir"
 
 echo "backend: $BACKEND"
 echo "CMAKE_ARGS=$CMAKE_ARGS"

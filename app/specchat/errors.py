@@ -42,3 +42,19 @@ class GpuOffloadError(SpecchatError):
 
 class LoadCancelled(SpecchatError):
     """Loading a model was cancelled (the user quit or chose another model meanwhile)."""
+
+
+class RpcError(SpecchatError):
+    """A problem with llama.cpp's RPC backend (remote target layers)."""
+
+
+class RpcEndpointError(RpcError):
+    """An RPC server address is not HOST:PORT."""
+
+
+class RpcUnavailableError(RpcError):
+    """This llama-cpp-python build was compiled without the RPC backend."""
+
+
+class RpcConnectionError(RpcError):
+    """An RPC server could not be reached, did not answer, or stopped answering."""

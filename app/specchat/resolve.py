@@ -64,6 +64,7 @@ class PairChoice:
     draft_min: int | None = None
     p_min: float | None = None
     no_adaptive: bool = False
+    rpc: str | None = None  # "HOST:PORT[,HOST:PORT...]": the target's layers on RPC servers
     config: str | None = None  # models.toml to use instead of the user's
     generation: GenerationSettings | None = None  # None: defaults, not checked
 
@@ -154,6 +155,7 @@ def _resolve_paths(choice: PairChoice, generation: GenerationSettings) -> ModelR
     spec = _spec_overrides(choice, SpecSettings(mode=mode))
     if choice.lookup:
         draft = None
+    target = _rpc_overrides(choice, target, layers_set=choice.n_gpu_layers not in (None, "auto"))
     return ModelRequest(target, draft, spec, generation)
 
 
@@ -177,6 +179,8 @@ def _resolve_pair(
     draft_path = fetch(pair.draft) if use_draft and pair.draft is not None else None
     target, draft = to_pair_settings(pair, target_path, draft_path)
     target = _model_overrides(choice, target)
+    layers_set = choice.n_gpu_layers not in (None, "auto") or pair.target.n_gpu_layers != "auto"
+    target = _rpc_overrides(choice, target, layers_set=layers_set)
     if draft is not None:
         draft = _model_overrides(choice, draft)
     spec = _spec_overrides(choice, to_spec_settings(pair))
@@ -206,6 +210,18 @@ def _spec_overrides(choice: PairChoice, base: SpecSettings) -> SpecSettings:
 
     # what the draft-length controller learns about this pair on this machine, between runs
     return dataclasses.replace(spec, learned_path=cache_dir() / "learned.json")
+
+
+def _rpc_overrides(choice: PairChoice, target: ModelSettings, *, layers_set: bool) -> ModelSettings:
+    """--rpc replaces the pair's servers (the target's only: the draft stays local). With
+    servers and no layer count set by the user, every layer goes to them."""
+    from specchat.engine.rpc import parse_endpoints
+
+    servers = parse_endpoints(choice.rpc) if choice.rpc is not None else target.rpc_servers
+    if not servers:
+        return target
+    layers = target.n_gpu_layers if layers_set else -1
+    return dataclasses.replace(target, rpc_servers=servers, n_gpu_layers=layers)
 
 
 def _model_overrides(choice: PairChoice, m: ModelSettings) -> ModelSettings:

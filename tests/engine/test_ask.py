@@ -85,3 +85,45 @@ def test_ask_prints_a_late_notice_after_the_reply_not_inside_it(tiny_target, tin
     notice = next(i for i, line in enumerate(lines) if "speculation is off" in line)
     assert lines[notice].startswith("specchat: speculation is off")
     assert lines[-1].startswith("[")  # the stats line comes last
+
+
+class _FailsMidway:
+    """An engine whose reply breaks after two tokens, as a refused cache rollback would."""
+
+    class info:  # stands in for EngineInfo
+        notices: tuple[str, ...] = ()
+
+    closed = False
+
+    def chat(self, messages, generation):
+        from specchat.engine.types import Origin, TokenEvent
+        from specchat.errors import SpecchatError
+
+        yield TokenEvent("Hello", 1, Origin.TARGET)
+        yield TokenEvent(" there", 2, Origin.TARGET)
+        raise SpecchatError("llama.cpp refused to roll back the cache")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_reply_that_fails_midway_keeps_its_text(monkeypatch, capsys, tmp_path):
+    import specchat.commands.ask as ask
+
+    engine = _FailsMidway()
+    monkeypatch.setattr(ask, "resolve_model_request", lambda args: args)
+    monkeypatch.setattr(ask, "load_pair", lambda request: engine)
+    monkeypatch.setattr(ask.argparse.Namespace, "generation", None, raising=False)
+    target = ["--target", str(tmp_path / "t.gguf")]
+    assert main(["ask", *target, "hi"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "Hello there\n"
+    assert err.strip() == "specchat: error: llama.cpp refused to roll back the cache"
+    assert engine.closed
+    assert main(["ask", *target, "--json", "hi"]) == 2
+    out, _ = capsys.readouterr()
+    assert json.loads(out) == {
+        "text": "Hello there",
+        "token_ids": [1, 2],
+        "error": "llama.cpp refused to roll back the cache",
+    }

@@ -132,3 +132,19 @@ def test_gpu_out_of_memory_falls_back_to_cpu(monkeypatch, tiny_target, tiny_draf
     assert any("on the CPU instead" in n and "n_gpu_layers" in n for n in notices)
     assert engine.info.target.n_gpu_layers == 0
     engine.close()
+
+
+def test_no_layers_reported_offloaded_without_a_gpu(tiny_target):
+    """An RPC-enabled build tells llama.cpp it "supports GPU offload" even with no GPU: a model
+    asked for GPU layers on such a machine runs on the CPU and must say 0 layers offloaded."""
+    from specchat.engine.devices import gpus
+    from specchat.engine.llama import LlamaModel
+    from specchat.engine.types import ModelSettings
+
+    if gpus():
+        pytest.skip("this machine has a GPU")
+    model = LlamaModel.open(ModelSettings(path=tiny_target, n_gpu_layers=99))
+    try:
+        assert model.info().n_gpu_layers == 0
+    finally:
+        model.close()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.llama import LlamaModel
 from specchat.engine.types import (
     DraftMode,
@@ -29,13 +30,20 @@ PROMPTS = [
     "Name three rivers in Europe and one fact about each.",
     "Translate to French: the cat sleeps on the warm windowsill.",
 ]
+STORY = (
+    " ran into the forest, where it met a wise old owl who knew every path between the river"
+    " and the mountains. The owl told the fox about a hidden valley full of berries, and the"
+    " two of them set off together before the sun went down behind the hills."
+)
 PAIRS = [("smollm2", "smollm2-q4_0"), ("qwen", "qwen-q2_k"), ("gemma", "gemma-q4_0")]
 
 
 def engine(target: Path, draft: Path | None, **spec: object) -> SpeculativeEngine:
     mode = DraftMode.MODEL if draft else DraftMode.NONE
-    s = ModelSettings(path=target, n_ctx=1024)
-    d = ModelSettings(path=draft, n_ctx=1024) if draft else None
+    # One thread and batches of at most 5: where llama.cpp's CPU kernels give batched logits
+    # equal to one-token logits (README, Exactness; test_batched_logits_equal_one_token_logits).
+    s = ModelSettings(path=target, n_ctx=1024, n_threads=1)
+    d = ModelSettings(path=draft, n_ctx=1024, n_threads=1) if draft else None
     return SpeculativeEngine.load(s, d, SpecSettings(mode=mode, **spec))  # type: ignore[arg-type]
 
 
@@ -60,10 +68,14 @@ def test_greedy_identity(real_models, derived_models, target_name, draft_name):
     target, draft = real_models[target_name], derived_models[draft_name]
     alone = engine(target, None)
     fixed = engine(target, draft, draft_max=4, adaptive=False, p_min=0.0)
-    adaptive = engine(target, draft, draft_max=6, adaptive=True)
+    adaptive = engine(target, draft, draft_max=4, adaptive=True)
     # On a 2-core CPU the load-time costs say these drafts cannot pay, so the controller would
     # never draft: start it believing drafting is cheap, so that it explores on real models.
+    # On one thread a batched pass also costs nearly as much as its tokens one by one, so make
+    # verification look cheap too (real measurements replace these as the replies run).
     adaptive.controller.t_draft = 1e-6
+    one_token = adaptive.controller.verify_cost(1)
+    adaptive.controller.t_verify = {n: one_token for n in range(1, 6)}
     try:
         total_drafted = 0
         adaptive_drafted = 0
@@ -142,13 +154,14 @@ def test_sampling_keeps_the_target_distribution(real_models, derived_models):
         spec.close()
 
 
-def _batched_vs_one_token(path: Path) -> list[tuple[float, bool]]:
-    """(max |logit difference|, same argmax) per row of a 9-token batch vs one-by-one."""
-    settings = ModelSettings(path=path, n_ctx=512)
+def _batched_vs_one_token(path: Path, batch: int = 9, threads: int = 0) -> list[tuple[float, bool]]:
+    """(max |logit difference|, same argmax) per row of a `batch`-token pass vs one by one."""
+    settings = ModelSettings(path=path, n_ctx=512, n_threads=threads)
     one, batched = LlamaModel.open(settings), LlamaModel.open(settings)
     try:
         prompt = one.tokenize("The quick brown fox jumps over the lazy dog. Then it")
-        continuation = one.tokenize(" ran into the forest, where it met a wise old owl", False)[:9]
+        continuation = one.tokenize(STORY, False)[:batch]
+        assert len(continuation) == batch
         for m in (one, batched):
             m.decode(prompt, logits="last")
         batched.decode(continuation, logits="all")
@@ -163,12 +176,18 @@ def _batched_vs_one_token(path: Path) -> list[tuple[float, bool]]:
         batched.close()
 
 
-@pytest.mark.parametrize("name", ["smollm2", "gemma"])
-def test_batched_logits_equal_one_token_logits(real_models, name):
-    """The premise of exact greedy verification: a batch of draft_max + 1 tokens gives the
-    same logits, bit for bit, as evaluating them one by one (Gemma needs flash attention, which
-    llama.cpp's default enables on CPU)."""
-    assert all(diff == 0.0 for diff, _ in _batched_vs_one_token(real_models[name]))
+@pytest.mark.parametrize(
+    "name, batch",
+    # What the README's Exactness section promises bit for bit on one thread: Q4_1 at any
+    # draft length (a batch of MAX_DRAFT + 1), K-quants at --draft-max 4 (a batch of 5).
+    [("smollm2", MAX_DRAFT + 1), ("qwen", 5), ("gemma", 5)],
+)
+def test_batched_logits_equal_one_token_logits(real_models, name, batch):
+    """The premise of exact greedy verification: a verification batch gives the same logits,
+    bit for bit, as evaluating its tokens one by one (one thread; flash attention on, which
+    llama.cpp's default picks on CPU)."""
+    rows = _batched_vs_one_token(real_models[name], batch=batch, threads=1)
+    assert [diff for diff, _ in rows] == [0.0] * batch
 
 
 def test_qwen_batched_logits_differ_slightly(real_models):

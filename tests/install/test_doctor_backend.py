@@ -37,6 +37,13 @@ def test_cpu_build_on_an_nvidia_machine_gets_the_rebuild_hint() -> None:
     assert build_lines(build, nvidia_gpu=False, apple_silicon=False)[1:] == []
 
 
+def test_rpc_only_build_says_offload_goes_to_rpc_servers() -> None:
+    """llama.cpp reports GPU offload for a CPU build with RPC: the doctor says where it goes."""
+    build = BuildInfo((("RPC", 0), ("CPU", 1)), (), offload=True)
+    (first,) = build_lines(build, nvidia_gpu=False, apple_silicon=False)
+    assert first.endswith("GPU seen no, GPU offload to RPC servers only")
+
+
 @pytest.mark.parametrize(
     ("name", "shown"), [("MTL", "Metal"), ("Vulkan", "Vulkan"), ("ROCm", "ROCm"), ("BLAS", "CPU")]
 )

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 
 from specchat.commands.model_args import add_model_args
 from specchat.engine.types import (
     DoneEvent,
+    Event,
     Message,
     NoticeEvent,
     Stats,
     TokenEvent,
 )
+from specchat.errors import RpcError, SpecchatError
 from specchat.resolve import load_pair, resolve_model_request
 
 
@@ -44,14 +47,39 @@ def stats_line(stats: Stats) -> str:
     )
     if stats.drafted:
         line += f", acceptance {stats.acceptance_rate:.0%} ({stats.accepted}/{stats.drafted})"
+    kinds = (
+        ("suffix", stats.suffix_accepted, stats.suffix_drafted),
+        ("model", stats.model_accepted, stats.model_drafted),
+    )
+    line += "".join(f", {kind} {a / d:.0%} ({a}/{d})" for kind, a, d in kinds if d)
     return f"[{line}, mode {stats.mode}{' cross-vocab' if stats.cross_vocab else ''}]"
+
+
+def _keeping_partial_reply(
+    events: Iterator[Event], args: argparse.Namespace, got: list[TokenEvent]
+) -> Iterator[Event]:
+    """The reply's events; when the reply fails midway (an RPC server stops answering, a cache
+    rollback is refused), what was generated is kept (the text stays on stdout; --json prints it
+    with the error) before the one-line error."""
+    try:
+        yield from events
+    except SpecchatError as exc:
+        if not got and not isinstance(exc, RpcError):
+            raise  # failed before the reply began: the one-line error alone
+        if args.json:
+            text = "".join(e.text for e in got)
+            ids = [e.token_id for e in got if e.token_id >= 0]
+            print(json.dumps({"text": text, "token_ids": ids, "error": exc.message},
+                             ensure_ascii=False))
+        elif got:
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
-        from specchat.errors import SpecchatError
-
         raise SpecchatError("the prompt is empty")
     request = resolve_model_request(args)
     engine = load_pair(request)
@@ -64,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
         done: DoneEvent | None = None
         streaming = False
         late: list[str] = []  # notices that arrive mid-reply wait for its end (same terminal)
-        for event in engine.chat(messages, request.generation):
+        got: list[TokenEvent] = []  # what a failure midway leaves of the reply
+        for event in _keeping_partial_reply(engine.chat(messages, request.generation), args, got):
+            if isinstance(event, TokenEvent):
+                got.append(event)
             if isinstance(event, TokenEvent) and not args.json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()

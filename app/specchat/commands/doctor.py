@@ -23,6 +23,11 @@ GB = 1e9
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("doctor", help="show the llama.cpp build, GPUs, versions, paths")
+    parser.add_argument(
+        "--rpc",
+        metavar="HOST:PORT[,...]",
+        help="list the devices of these llama.cpp RPC servers (default: those models.toml names)",
+    )
     parser.set_defaults(handler=cmd_doctor)
 
 
@@ -88,12 +93,19 @@ def _registries_from_system_info(info: str) -> tuple[tuple[str, int], ...]:
     return tuple((n, -1) for n in dict.fromkeys(names))
 
 
+def _offload_word(build: BuildInfo) -> str:
+    """llama.cpp's "supports GPU offload" is also true for an RPC-only build: say which."""
+    if not build.offload:
+        return "no"
+    return "yes" if build.accelerators else "to RPC servers only"
+
+
 def build_lines(build: BuildInfo, nvidia_gpu: bool, apple_silicon: bool) -> list[str]:
     """The doctor's summary of the build: backend, what it was built with, GPU seen, offload."""
     seen = f"yes ({', '.join(build.gpus)})" if build.gpus else "no"
     built = ", ".join(n for n, _ in build.registries) or "unknown"
     lines = [f"llama.cpp     backend {build.backend} (built with {built}), GPU seen {seen}, "
-             f"GPU offload {'yes' if build.offload else 'no'}"]
+             f"GPU offload {_offload_word(build)}"]
     if build.accelerators and not build.gpus:
         lines.append(f"  hint: this build has {build.backend} but sees no GPU: check the driver "
                      "(nvidia-smi, CUDA_VISIBLE_DEVICES) or rebuild for the GPU this machine has")
@@ -145,7 +157,57 @@ def _config_lines(config: str | None) -> tuple[list[str], bool]:
     return lines, True
 
 
+def _configured_rpc(config: str | None) -> tuple[str, ...]:
+    """Every RPC server a pair of models.toml names, in order."""
+    try:
+        registry = load_registry(config)
+    except SpecchatError:  # reported in the config section
+        return ()
+    found = [ep for pair in registry.pairs.values() for ep in pair.rpc]
+    return tuple(dict.fromkeys(found))
+
+
+def rpc_lines(servers: tuple[str, ...], source: str) -> tuple[list[str], bool]:
+    """Whether the build has RPC, then each server's devices with their memory (or why not)."""
+    from specchat.engine import rpc
+
+    has_rpc = rpc.rpc_available()
+    lines = [f"rpc           built with RPC: {'yes' if has_rpc else 'no'}"]
+    if not servers:
+        return lines, True
+    if not has_rpc:
+        missing = f"{source} names RPC servers, but this build has no RPC backend"
+        return [*lines, f"  ERROR       {missing}; {rpc.REBUILD_HINT}"], False
+    ok = True
+    for endpoint in servers:
+        try:
+            found = rpc.register_servers((endpoint,), rpc.RpcRunner((endpoint,)))
+        except SpecchatError as exc:
+            lines.append(f"  ERROR       {exc.message}")
+            ok = False
+            continue
+        for dev in found.devices:
+            lines.append(
+                f"  server {endpoint}  {dev.name}: {dev.free_bytes / GB:.1f} of "
+                f"{dev.total_bytes / GB:.1f} GB free ({source})"
+            )
+        if found.warning:
+            lines.append(f"  warning     {found.warning}")
+    return lines, ok
+
+
+def _rpc_section(args: argparse.Namespace, given: tuple[str, ...] | None) -> bool:
+    servers = given if given is not None else _configured_rpc(args.config)
+    lines, ok = rpc_lines(servers, "--rpc" if given is not None else "models.toml")
+    for line in lines:
+        print(line)
+    return ok
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from specchat.engine.rpc import parse_endpoints
+
+    rpc_given = parse_endpoints(args.rpc) if getattr(args, "rpc", None) is not None else None
     print(
         f"specchat      {__version__} (Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()})"
@@ -156,6 +218,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     available, total = gpu.system_memory()
     if total:
         print(f"memory        {available / GB:.1f} of {total / GB:.1f} GB RAM available")
+    rpc_ok = _rpc_section(args, rpc_given)
     print("config")
     config_lines, ok = _config_lines(args.config)
     for line in config_lines:
@@ -170,4 +233,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"  data        {paths.data_dir()}")
     if not ok:
         raise SpecchatError("models.toml is invalid (see the ERROR line above)")
+    if not rpc_ok:
+        raise SpecchatError("an RPC server cannot be used (see the ERROR line above)")
     return 0

@@ -47,6 +47,11 @@ def add_model_args(parser: argparse.ArgumentParser, generation: bool = True) -> 
         type=_gpu_layers,
         help="layers to offload to the GPU: N, -1 for all, or auto",
     )
+    models.add_argument(
+        "--rpc",
+        metavar="HOST:PORT[,...]",
+        help="put the target's layers on llama.cpp rpc-server machines (the draft stays local)",
+    )
     models.add_argument("--n-ctx", metavar="N", type=int, help="context size in tokens")
     models.add_argument("--threads", metavar="N", type=int, help="CPU threads")
     models.add_argument(

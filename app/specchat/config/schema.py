@@ -132,6 +132,23 @@ class PairConfig(BaseModel):
     p_min: float = Field(default=0.0, ge=0.0, le=1.0)
     adaptive: Bool = True
     chat_template: str | None = None
+    # llama.cpp RPC servers ("HOST:PORT") that take the target's layers; the draft stays local
+    rpc: tuple[str, ...] = ()
+
+    @field_validator("rpc", mode="before")
+    @classmethod
+    def _rpc(cls, value: object) -> tuple[str, ...]:
+        from specchat.engine.rpc import parse_endpoints
+        from specchat.errors import RpcEndpointError
+
+        if isinstance(value, (list, tuple)) and not value:
+            return ()
+        if not isinstance(value, (str, list, tuple)):
+            raise ValueError('must be a list of "HOST:PORT" strings')
+        try:
+            return parse_endpoints(value)
+        except RpcEndpointError as exc:
+            raise ValueError(exc.message) from None
 
     @model_validator(mode="after")
     def _draft_bounds(self) -> PairConfig:

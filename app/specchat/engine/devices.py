@@ -30,7 +30,8 @@ class Device:
 
 
 @lru_cache(maxsize=1)
-def _ggml() -> ctypes.CDLL | None:
+def ggml_library() -> ctypes.CDLL | None:
+    """The ggml library llama-cpp-python loaded, with the device calls typed (None if absent)."""
     try:
         from llama_cpp._ggml import libggml  # the library llama-cpp-python itself loaded
     except Exception:
@@ -68,7 +69,7 @@ def _init_llama() -> bool:
 
 def devices() -> list[Device]:
     """All devices of the llama.cpp build (CPU included), with free/total memory now."""
-    if not _init_llama() or (lib := _ggml()) is None:
+    if not _init_llama() or (lib := ggml_library()) is None:
         return []
     found = []
     for i in range(lib.ggml_backend_dev_count()):

@@ -75,7 +75,7 @@ def _open_with_cpu_fallback(
     try:
         return LlamaModel.open(settings, threadpool=pool, cancel=cancel)
     except GpuOffloadError as exc:
-        if settings.n_gpu_layers == 0:
+        if settings.n_gpu_layers == 0 or settings.rpc_servers:  # RPC: no silent CPU fallback
             raise
         model = LlamaModel.open(
             dataclasses.replace(settings, n_gpu_layers=0), threadpool=pool, cancel=cancel
@@ -205,6 +205,10 @@ class SpeculativeEngine:
         target_model = draft_model = None
         try:
             target_model = _open_with_cpu_fallback(target, pool, notices, cancel)
+            if target_model.rpc is not None:  # which part of the target is remote
+                notices.append(f"target: {target_model.remote}")
+                if target_model.rpc.servers.warning:
+                    notices.append(target_model.rpc.servers.warning)
             wanted = draft is not None and spec.mode is DraftMode.MODEL
             if wanted and not target_model.keeps_state:  # else it could not draft anyway
                 draft_model = _open_with_cpu_fallback(draft, pool, notices, cancel)
@@ -280,12 +284,14 @@ class SpeculativeEngine:
 
     def _learned_key(self, spec: SpecSettings) -> str:
         model = self.draft_model if spec.mode is DraftMode.MODEL else None
+        servers = self.target.settings.rpc_servers  # remote layers: other costs, other key
         return learned_key(
             self.target.path,
             model.path if model is not None else None,
             backend_name(),
             self.target.settings.n_threads or default_threads(),
             cross_vocab=model is not None and self.cross_vocab,
+            extra=f"rpc={','.join(servers)}" if servers else "",
         )
 
     def _learned_state(self, spec: SpecSettings) -> dict[str, object] | None:

@@ -16,6 +16,8 @@ import llama_cpp as lc
 import numpy as np
 
 from specchat.engine.backend import init_backend, model_keeps_state
+from specchat.engine.devices import gpus
+from specchat.engine.rpc import RpcPlacement
 from specchat.engine.threads import SharedThreadpool
 from specchat.engine.types import ModelInfo, ModelSettings
 from specchat.errors import (
@@ -23,6 +25,7 @@ from specchat.errors import (
     GpuOffloadError,
     LoadCancelled,
     ModelLoadError,
+    RpcConnectionError,
     SpecchatError,
 )
 
@@ -89,6 +92,10 @@ class LlamaModel:
         self._closing = False
         self._lock = threading.RLock()  # held by a running pass and by close()
         self._abort_cb = lc.ggml_abort_callback(self._should_abort)
+        # Set when the model's layers are on RPC servers: calls that may talk to them go
+        # through its runner (see engine/rpc.py and rpc_runner.py).
+        self.rpc: RpcPlacement | None = None
+        self.remote = ""  # which part is on RPC servers (ModelInfo.remote)
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -113,17 +120,31 @@ class LlamaModel:
         params.main_gpu = settings.main_gpu
         params.vocab_only = vocab_only
         params.use_extra_bufts = settings.use_extra_bufts
-        model = lc.llama_model_load_from_file(str(path).encode(), params)
+        rpc = None
+        if settings.rpc_servers and not vocab_only:
+            rpc = RpcPlacement(settings.rpc_servers)
+        model = _load_model(path, params, rpc, cancel)
         if not model and cancel is not None and cancel.is_set():
             raise LoadCancelled(f"loading {path.name} was cancelled")
+        if not model and rpc is not None:
+            raise ModelLoadError(
+                f"could not load {path.name} with its layers on RPC server "
+                f"{', '.join(settings.rpc_servers)} (out of memory there?); retry with fewer "
+                "--n-gpu-layers"
+            )
         if not model:
-            if settings.n_gpu_layers and not vocab_only and lc.llama_supports_gpu_offload():
+            # (an RPC-enabled build says it supports offload with no GPU: ask for devices)
+            if settings.n_gpu_layers and not vocab_only and gpus():
                 raise GpuOffloadError(
                     f"could not load {path.name} with {settings.n_gpu_layers} GPU layers "
                     "(out of GPU memory?); retry with fewer --n-gpu-layers or 0"
                 )
             raise ModelLoadError(f"cannot load GGUF (corrupt or unsupported file): {path}")
         self = cls(settings, model, vocab_only)
+        if rpc is not None:
+            rpc.hold()
+            self.rpc = rpc
+            self.remote = rpc.describe(self.n_layers, settings.n_gpu_layers)
         if not vocab_only:
             self._new_context()
             if threadpool is not None:
@@ -153,10 +174,19 @@ class LlamaModel:
                 if s.flash_attn
                 else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
-        ctx = lc.llama_init_from_model(self._model, cparams)
+        ctx = self._call(lc.llama_init_from_model, self._model, cparams)
         if not ctx:
-            lc.llama_model_free(self._model)
+            with contextlib.suppress(RpcConnectionError):
+                self._call(lc.llama_model_free, self._model)
+                if self.rpc is not None:
+                    self.rpc.release()
             self._model = None
+            if s.rpc_servers:
+                raise ModelLoadError(
+                    f"could not create a context of {cparams.n_ctx} tokens for {self.path.name} "
+                    f"on RPC server {', '.join(s.rpc_servers)} (out of memory there?); retry "
+                    "with a smaller n_ctx"
+                )
             if s.n_gpu_layers:
                 raise GpuOffloadError(
                     f"could not create a context for {self.path.name} (out of GPU memory?); "
@@ -182,12 +212,26 @@ class LlamaModel:
             if self._batch is not None:
                 lc.llama_batch_free(self._batch)
                 self._batch = None
-            if self._ctx:
-                lc.llama_free(self._ctx)
-                self._ctx = None
-            if self._model:
-                lc.llama_model_free(self._model)
-                self._model = None
+            if self.rpc is not None and self.rpc.broken:
+                # Never freed: ggml would wait for a parked thread (engine/rpc_runner.py).
+                self._ctx = self._model = None
+                return
+            with contextlib.suppress(RpcConnectionError):
+                if self._ctx:
+                    self._call(lc.llama_free, self._ctx)
+                    self._ctx = None
+                if self._model:
+                    self._call(lc.llama_model_free, self._model)
+                    if self.rpc is not None:
+                        self.rpc.release()
+            self._ctx = self._model = None
+
+    def _call(self, fn: object, *args: object) -> object:
+        """A llama.cpp call that may talk to RPC servers: on the model's runner when it has
+        some (RpcConnectionError when a server fails meanwhile), else right here."""
+        if self.rpc is not None:
+            return self.rpc.runner.call(fn, *args)  # type: ignore[arg-type]
+        return fn(*args)  # type: ignore[operator]
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
         with contextlib.suppress(Exception):
@@ -232,7 +276,7 @@ class LlamaModel:
         n_layers = self.n_layers
         ngl = self.settings.n_gpu_layers
         offloaded = 0
-        if lc.llama_supports_gpu_offload() and not self.vocab_only:
+        if (self.rpc is not None or gpus()) and not self.vocab_only:
             offloaded = n_layers if ngl < 0 or ngl > n_layers else ngl
         return ModelInfo(
             name=self.meta("general.name") or self.path.stem,
@@ -246,6 +290,7 @@ class LlamaModel:
             n_layers=n_layers,
             n_gpu_layers=offloaded,
             quantization=self.quantization,
+            remote=self.remote,
         )
 
     # ---- vocabulary --------------------------------------------------------------------------
@@ -332,7 +377,7 @@ class LlamaModel:
         del self.tokens[n_past:]
 
     def reset(self) -> None:
-        lc.llama_memory_clear(self._mem, True)
+        self._call(lc.llama_memory_clear, self._mem, True)
         self.tokens = []
 
     def decode(self, tokens: Sequence[int], logits: str | None = "last") -> None:
@@ -359,6 +404,9 @@ class LlamaModel:
             finally:
                 if abortable and self._ctx:
                     lc.llama_set_abort_callback(self._ctx, lc.ggml_abort_callback(), None)
+
+    def _giving_up(self) -> bool:
+        return self._should_abort(None)
 
     def _should_abort(self, _data: ctypes.c_void_p) -> bool:
         cancel = self.cancel
@@ -392,7 +440,12 @@ class LlamaModel:
                 out[m - 1] = True
             if self._should_abort(None) and n > ABORTABLE_TOKENS:
                 raise DecodeAborted(f"evaluation stopped on {self.path.name}")
-            rc = lc.llama_decode(self._ctx, batch)
+            if self.rpc is not None:  # a stuck server: a cancel gives up (engine/rpc_runner.py)
+                rc = self.rpc.runner.call(
+                    _decode_and_wait, self._ctx, batch, give_up=self._giving_up
+                )
+            else:
+                rc = lc.llama_decode(self._ctx, batch)
             if rc != 0:
                 self._after_failed_chunk(chunk, pos0)
                 if rc == DECODE_ABORTED:
@@ -420,6 +473,32 @@ class LlamaModel:
         if not ptr:
             raise RuntimeError(f"no logits for row {row}")
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+
+def _load_model(
+    path: Path, params: lc.llama_model_params, rpc: RpcPlacement | None,
+    cancel: threading.Event | None,
+) -> ctypes.c_void_p | None:
+    """llama_model_load_from_file; with RPC servers on the placement's runner (a server lost
+    while the weights go over is an RpcConnectionError, a stuck one is given up after a cancel)."""
+    if rpc is None:
+        return lc.llama_model_load_from_file(str(path).encode(), params)
+    rpc.apply(params)
+    give_up = cancel.is_set if cancel is not None else None
+    model = rpc.runner.call(
+        lc.llama_model_load_from_file, str(path).encode(), params, give_up=give_up
+    )
+    if not model:
+        rpc.runner.stop()
+    return model
+
+
+def _decode_and_wait(ctx: ctypes.c_void_p, batch: lc.llama_batch) -> int:
+    """llama_decode, then wait for the pass to finish: backends such as RPC compute
+    asynchronously, and reading the logits later would wait outside the RPC runner."""
+    rc = lc.llama_decode(ctx, batch)
+    lc.llama_synchronize(ctx)
+    return rc
 
 
 def _progress_callback(cancel: threading.Event | None) -> object | None:

@@ -22,6 +22,9 @@ class ModelSettings:
     # llama.cpp's CPU weight repacking. Off by default: with it, batched and one-token logits of
     # Q4_K models differ, which breaks greedy exactness of speculative decoding (see README).
     use_extra_bufts: bool = False
+    # llama.cpp RPC servers ("HOST:PORT") that take this model's offloaded layers (the target
+    # only; see engine/rpc.py). With servers, n_gpu_layers counts the layers sent to them.
+    rpc_servers: tuple[str, ...] = ()
 
 
 class DraftMode(str, enum.Enum):
@@ -188,6 +191,7 @@ class ModelInfo:
     n_layers: int
     n_gpu_layers: int  # layers actually offloaded
     quantization: str = ""
+    remote: str = ""  # which part is on RPC servers, e.g. "31 of 31 layers ... on RPC H:P"
 
 
 @dataclass(frozen=True)
