@@ -180,7 +180,7 @@ def _resolve_pair(
     target, draft = to_pair_settings(pair, target_path, draft_path)
     target = _model_overrides(choice, target)
     layers_set = choice.n_gpu_layers not in (None, "auto") or pair.target.n_gpu_layers != "auto"
-    target = _rpc_overrides(choice, target, layers_set=layers_set)
+    target = _rpc_overrides(choice, target, pair_servers=pair.rpc, layers_set=layers_set)
     if draft is not None:
         draft = _model_overrides(choice, draft)
     spec = _spec_overrides(choice, to_spec_settings(pair))
@@ -212,12 +212,18 @@ def _spec_overrides(choice: PairChoice, base: SpecSettings) -> SpecSettings:
     return dataclasses.replace(spec, learned_path=cache_dir() / "learned.json")
 
 
-def _rpc_overrides(choice: PairChoice, target: ModelSettings, *, layers_set: bool) -> ModelSettings:
-    """--rpc replaces the pair's servers (the target's only: the draft stays local). With
-    servers and no layer count set by the user, every layer goes to them."""
+def _rpc_overrides(
+    choice: PairChoice,
+    target: ModelSettings,
+    *,
+    pair_servers: tuple[str, ...] = (),
+    layers_set: bool,
+) -> ModelSettings:
+    """The target's RPC servers: --rpc, else the pair's `rpc` (the draft stays local). With
+    servers and no layer count set by the user or the pair, every layer goes to them."""
     from specchat.engine.rpc import parse_endpoints
 
-    servers = parse_endpoints(choice.rpc) if choice.rpc is not None else target.rpc_servers
+    servers = parse_endpoints(choice.rpc) if choice.rpc is not None else pair_servers
     if not servers:
         return target
     layers = target.n_gpu_layers if layers_set else -1

@@ -271,10 +271,11 @@ def test_models_toml_rpc_is_validated(no_user_config: None, tmp_path: Path) -> N
 
 
 def test_models_toml_rpc_reaches_the_target(no_user_config: None, tmp_path: Path) -> None:
-    from specchat.config import to_pair_settings
-
-    pair = load_registry(_pair_with(tmp_path, 'rpc = ["10.0.0.2:50052"]')).get("far")
-    target, draft = to_pair_settings(pair, tmp_path / "t.gguf", tmp_path / "d.gguf", free_vram=0)
+    config = _pair_with(tmp_path, 'rpc = ["10.0.0.2:50052"]')
+    for name in ("t.gguf", "d.gguf"):  # resolving only checks that they are files
+        (tmp_path / name).write_bytes(b"")
+    request = resolve_model_request(PairChoice(pair="far", config=str(config)))
+    target, draft = request.target, request.draft
     assert target.rpc_servers == ("10.0.0.2:50052",) and target.n_gpu_layers == -1
     assert draft is not None and draft.rpc_servers == () and draft.n_gpu_layers == 0
 

@@ -180,12 +180,15 @@ def rpc_lines(servers: tuple[str, ...], source: str) -> tuple[list[str], bool]:
         return [*lines, f"  ERROR       {missing}; {rpc.REBUILD_HINT}"], False
     ok = True
     for endpoint in servers:
+        runner = rpc.RpcRunner((endpoint,))
         try:
-            found = rpc.register_servers((endpoint,), rpc.RpcRunner((endpoint,)))
+            found = rpc.register_servers((endpoint,), runner)
         except SpecchatError as exc:
             lines.append(f"  ERROR       {exc.message}")
             ok = False
             continue
+        finally:
+            runner.stop()
         for dev in found.devices:
             lines.append(
                 f"  server {endpoint}  {dev.name}: {dev.free_bytes / GB:.1f} of "

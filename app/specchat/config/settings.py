@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from specchat.config.offload import Footprint, fit_layers, plan_offload, usable
@@ -52,18 +51,7 @@ def to_model_settings(
 def to_pair_settings(
     pair: PairConfig, target_path: Path, draft_path: Path | None, *, free_vram: int | None = None
 ) -> tuple[ModelSettings, ModelSettings | None]:
-    """Both models' settings; with "auto" the target is offloaded first, the draft gets the rest.
-    A pair with `rpc` servers sends the target's layers there (all of them with "auto")."""
-    target, draft = _local_pair_settings(pair, target_path, draft_path, free_vram)
-    if pair.rpc:
-        ngl = -1 if pair.target.n_gpu_layers == "auto" else target.n_gpu_layers
-        target = replace(target, rpc_servers=pair.rpc, n_gpu_layers=ngl)
-    return target, draft
-
-
-def _local_pair_settings(
-    pair: PairConfig, target_path: Path, draft_path: Path | None, free_vram: int | None
-) -> tuple[ModelSettings, ModelSettings | None]:
+    """Both models' settings; with "auto" the target is offloaded first, the draft gets the rest."""
     t_cfg, d_cfg = pair.target, pair.draft
     if d_cfg is None or draft_path is None:
         return to_model_settings(t_cfg, target_path, free_vram=free_vram), None

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from specchat.engine.devices import ggml_library
+from specchat.engine.devices import Device, ggml_library
+from specchat.engine.devices import devices as local_devices
 from specchat.engine.rpc_runner import (
     QUERY_TIMEOUT_S,
     REBUILD_HINT,
@@ -282,9 +283,7 @@ def _memory(handle: int) -> tuple[int, int]:
 
 
 def _devices_of(endpoint: str, reg: int, runner: RpcRunner) -> list[RpcDevice]:
-    lib = ggml_library()
-    lib.ggml_backend_dev_name.restype = ctypes.c_char_p
-    lib.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
+    lib = ggml_library()  # typed for the device calls
     found = []
     for i in range(lib.ggml_backend_reg_dev_count(reg)):
         handle = lib.ggml_backend_reg_dev_get(reg, i)
@@ -307,7 +306,7 @@ def register_servers(endpoints: Sequence[str], runner: RpcRunner) -> RpcServers:
     addresses: dict[str, list[str]] = {}
     devices: list[RpcDevice] = []
     for endpoint in endpoints:
-        runner._refuse_if_broken()
+        runner.refuse_if_broken()
         if _LIVE.get(endpoint):  # this process is its client already (one client at a time)
             addresses[endpoint] = _ipv4_addresses(parse_endpoint(endpoint))
         else:
@@ -319,18 +318,10 @@ def register_servers(endpoints: Sequence[str], runner: RpcRunner) -> RpcServers:
     return RpcServers(tuple(devices), exposure_warning(addresses))
 
 
-def local_gpu_handles() -> list[int]:
+def local_gpus() -> list[Device]:
     """The local devices llama.cpp offloads to by default: GPUs, else integrated GPUs."""
-    lib = ggml_library()
-    if lib is None:
-        return []
-    kinds: dict[int, list[int]] = {1: [], 2: []}
-    for i in range(lib.ggml_backend_dev_count()):
-        handle = lib.ggml_backend_dev_get(i)
-        kind = lib.ggml_backend_dev_type(handle)
-        if kind in kinds:
-            kinds[kind].append(handle)
-    return kinds[1] or kinds[2]
+    found = local_devices()
+    return [d for d in found if d.kind == "GPU"] or [d for d in found if d.kind == "iGPU"]
 
 
 # ---- where the target's layers go ------------------------------------------------------------
@@ -380,11 +371,12 @@ class RpcPlacement:
         except BaseException:
             self.runner.stop()
             raise
-        local = local_gpu_handles()
+        local = local_gpus()
+        lib = ggml_library()
         # RPC devices first, as llama.cpp orders them (fewer transfers), then local GPUs.
-        handles = [d.handle for d in self.servers.devices] + local
-        weights = [float(d.free_bytes) for d in self.servers.devices]
-        weights += [float(_memory(h)[0]) for h in local]
+        handles = [d.handle for d in self.servers.devices]
+        handles += [lib.ggml_backend_dev_get(d.index) for d in local]
+        weights = [float(d.free_bytes) for d in (*self.servers.devices, *local)]
         if not any(weights):
             weights = [1.0] * len(handles)
         self.weights = weights

@@ -165,7 +165,7 @@ class RpcRunner:
         """fn(*args) on the runner thread; RpcConnectionError when a server fails meanwhile,
         does not answer within `timeout`, or the call is still running GIVE_UP_GRACE_S after
         `give_up()` turned true (a cancel). After that every call fails at once."""
-        self._refuse_if_broken()
+        self.refuse_if_broken()
         job = _Job(fn, args)
         with _FATAL.lock:
             _FATAL.waiters.add(job.done)
@@ -188,7 +188,8 @@ class RpcRunner:
             raise job.error
         return job.result
 
-    def _refuse_if_broken(self) -> None:
+    def refuse_if_broken(self) -> None:
+        """RpcConnectionError when this runner, or a server it uses, has failed already."""
         if self.broken is not None:
             raise self.broken
         dead = [ep for ep in self.endpoints if ep in _FATAL.dead]
