@@ -31,20 +31,25 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Terminal:
-    """One tmux session, 120x40, running a command."""
+    """One tmux session, 120x40, running a command, on its own tmux server.
+
+    A private server (-L, no user config) per terminal: the default server exits when its last
+    session is killed, and a new session asked of it while it exits fails ("server exited
+    unexpectedly"), which once broke this test in CI."""
 
     def __init__(self, name: str, command: str, env: dict[str, str]) -> None:
         self.name = name
+        self.base = [str(TMUX), "-L", name, "-f", os.devnull]
         exports = " ".join(f"{k}={_quote(v)}" for k, v in env.items())
         subprocess.run(
-            [TMUX, "new-session", "-d", "-x", "120", "-y", "40", "-s", name,
+            [*self.base, "new-session", "-d", "-x", "120", "-y", "40", "-s", name,
              f"env {exports} {command}; sleep 30"],
             check=True,
         )  # fmt: skip
 
     def screen(self) -> str:
         out = subprocess.run(
-            [TMUX, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+            [*self.base, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
         )
         return out.stdout
 
@@ -58,10 +63,10 @@ class Terminal:
         raise AssertionError(f"screen never matched; last screen:\n{self.screen()}")
 
     def keys(self, *keys: str) -> None:
-        subprocess.run([TMUX, "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.base, "send-keys", "-t", self.name, *keys], check=True)
 
     def close(self) -> None:
-        subprocess.run([TMUX, "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
 
 
 def _quote(value: str) -> str:
