@@ -7,7 +7,7 @@ The open time of a 500-message chat and the longest UI stall are measured by
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Markdown, Static
+from textual.widgets import Collapsible, Markdown, Static
 
 from specchat.store import ChatStore, MessageStatus
 from specchat.tui.widgets import ChatView, MessageBox, chat_view
@@ -107,6 +107,11 @@ async def test_every_message_can_be_reached_with_few_mounted_at_a_time(make_app)
     async with app.run_test(size=(100, 40)) as pilot:
         screen = await ready(pilot)
         view = screen.query_one(ChatView)
+        newest = view.boxes()[-1]  # its stats unfolded by a click, as a user does
+        await wait_for(pilot, lambda: bool(newest.query(".message-stats")))
+        await pilot.click(newest.query_one(".message-stats CollapsibleTitle"))
+        await wait_for(pilot, lambda: not newest.query_one(".message-stats", Collapsible).collapsed)
+        screen.query_one("#prompt").focus()  # back to typing (a focused message stays mounted)
         most = 0
         while view.older:
             before = len(view.older)
@@ -117,12 +122,20 @@ async def test_every_message_can_be_reached_with_few_mounted_at_a_time(make_app)
         assert not view.query_one("#older-marker").display
         assert view.boxes()[0].text == "question number 0" and in_order(view)
         assert view.newer and most < 80  # the ones far below were unmounted again
+        assert newest.message_id not in [b.message_id for b in view.boxes()]
         assert all(isinstance(b, MessageBox) for b in view.boxes())
         while view.newer:  # and back down to the newest
             before = len(view.newer)
             view.scroll_end(animate=False, immediate=True)
             await wait_for(pilot, lambda n=before: len(view.newer) < n)
         assert view.boxes()[-1].text.startswith("Answer 64.") and in_order(view)
+        again = view.boxes()[-1]  # mounted anew, its stats unfolded again
+        assert again is not newest and again.message_id == newest.message_id
+        await wait_for(pilot, lambda: not again.light and bool(again.query(".message-stats")))
+        assert not again.query_one(".message-stats", Collapsible).collapsed
+        again.query_one(".message-stats", Collapsible).collapsed = True  # folded: remembered
+        await pilot.pause()
+        assert "message-stats" not in again.unfolded and again.can_lighten()
 
 
 async def test_search_jump_to_an_old_message_mounts_a_window_around_it(make_app) -> None:

@@ -59,6 +59,11 @@ async def test_thinking_is_folded_counted_and_not_sent_back(make_app) -> None:
         block.collapsed = False  # expandable
         await pilot.pause()
         assert THOUGHT in str(block.query_one(".thinking-text").render())
+        view = screen.query_one(ChatView)  # mounted anew (as a long chat does): still unfolded
+        await view.show_messages(app.store.messages(screen.chat.id))
+        await pilot.pause()
+        again = screen.query(MessageBox).last()
+        assert again is not box and not again.query_one(ThinkingBlock).collapsed
         await send(pilot, "again")
         sent = engine.calls[1][0]
         assert [m.content for m in sent if m.role == "assistant"] == [ANSWER]

@@ -48,6 +48,7 @@ class ChatView(VerticalScroll, can_focus=False):
         self._step_scheduled = False
         self._hold: tuple[MessageBox, int] | None = None  # (top message in view, its offset)
         self._restoring = False
+        self._unfolded: dict[int, set[str]] = {}  # message id: its parts the user unfolded
 
     async def show_messages(
         self,
@@ -229,6 +230,7 @@ class ChatView(VerticalScroll, can_focus=False):
     def _box(self, record: MessageRecord, light: bool = True) -> MessageBox:
         box = MessageBox(record, self.origin_mode, light)
         box.variant = self.variants.get(record.id)
+        box.unfolded = self._unfolded.setdefault(record.id, set())
         return box
 
     def _update_marker(self) -> None:

@@ -43,6 +43,7 @@ PARTS = (
     "code-hint",
     "message-stats",
 )
+FOLDABLE = ("message-thinking", "message-stats")  # the parts a user folds and unfolds
 ROLE_LABEL = {"user": "You", "assistant": "Assistant", "system": "System"}
 STATUS_BADGE = {
     MessageStatus.STREAMING: "streaming…",
@@ -117,6 +118,9 @@ class MessageBox(Vertical, can_focus=True):
         self._thinking_done = False  # while streaming: </think> seen (or no thinking)
         self._answer_shown = ""  # the answer text written to the Markdown body
         self._stream: MarkdownStream | None = None
+        # the foldable parts (classes) the user unfolded; the chat view shares one set per
+        # message id, so that a message mounted again (a long chat) shows them unfolded again
+        self.unfolded: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Label(self._header_text(), classes="message-header")
@@ -383,7 +387,8 @@ class MessageBox(Vertical, can_focus=True):
         title = thinking_title(self.thinking_tokens, self.thinking_ms, split.open)
         block = self._find("message-thinking")
         if split.thinking is not None:
-            block = self._part("message-thinking", ThinkingBlock)
+            unfold = "message-thinking" in self.unfolded
+            block = self._part("message-thinking", lambda: ThinkingBlock(collapsed=not unfold))
         if isinstance(block, ThinkingBlock):
             block.show(split.thinking, title)
 
@@ -423,9 +428,20 @@ class MessageBox(Vertical, can_focus=True):
         return Collapsible(
             Static(table, classes="stats-table"),
             title=summary_line(self.stats),
-            collapsed=True,
+            collapsed="message-stats" not in self.unfolded,
             classes="message-stats",
         )
+
+    def on_collapsible_expanded(self, event: Collapsible.Expanded) -> None:
+        self._remember_fold(event.collapsible, unfolded=True)
+
+    def on_collapsible_collapsed(self, event: Collapsible.Collapsed) -> None:
+        self._remember_fold(event.collapsible, unfolded=False)
+
+    def _remember_fold(self, part: Collapsible, unfolded: bool) -> None:
+        name = next((n for n in FOLDABLE if part.has_class(n)), None)
+        if name is not None and part.parent is self:
+            (self.unfolded.add if unfolded else self.unfolded.discard)(name)
 
     def copy_text(self) -> str:
         """What copying the message gives: a reply's answer, without its thinking."""

@@ -72,9 +72,11 @@ def thinking_figures(stats: Mapping[str, object] | None) -> tuple[int | None, fl
 class ThinkingBlock(Collapsible):
     """The reply's thinking, folded by default; its title gives the token count and time."""
 
-    def __init__(self) -> None:
+    def __init__(self, collapsed: bool = True) -> None:
         self._text = Static("", classes="thinking-text", markup=False)
-        super().__init__(self._text, title="Thinking…", collapsed=True, classes="message-thinking")
+        super().__init__(
+            self._text, title="Thinking…", collapsed=collapsed, classes="message-thinking"
+        )
         self.display = False
 
     def show(self, thinking: str | None, title: str) -> None:
