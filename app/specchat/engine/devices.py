@@ -93,6 +93,12 @@ def gpus() -> list[Device]:
     return [d for d in devices() if d.is_gpu]
 
 
+@lru_cache(maxsize=1)
+def has_gpu() -> bool:
+    """Whether the build sees a GPU (asked once: model info is built for every reply)."""
+    return bool(gpus())
+
+
 def supports_gpu_offload() -> bool:
     try:
         import llama_cpp

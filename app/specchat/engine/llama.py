@@ -16,7 +16,7 @@ import llama_cpp as lc
 import numpy as np
 
 from specchat.engine.backend import init_backend, model_keeps_state
-from specchat.engine.devices import gpus
+from specchat.engine.devices import has_gpu
 from specchat.engine.rpc import RpcPlacement
 from specchat.engine.threads import SharedThreadpool
 from specchat.engine.types import ModelInfo, ModelSettings
@@ -134,7 +134,7 @@ class LlamaModel:
             )
         if not model:
             # (an RPC-enabled build says it supports offload with no GPU: ask for devices)
-            if settings.n_gpu_layers and not vocab_only and gpus():
+            if settings.n_gpu_layers and not vocab_only and has_gpu():
                 raise GpuOffloadError(
                     f"could not load {path.name} with {settings.n_gpu_layers} GPU layers "
                     "(out of GPU memory?); retry with fewer --n-gpu-layers or 0"
@@ -276,7 +276,7 @@ class LlamaModel:
         n_layers = self.n_layers
         ngl = self.settings.n_gpu_layers
         offloaded = 0
-        if (self.rpc is not None or gpus()) and not self.vocab_only:
+        if (self.rpc is not None or has_gpu()) and not self.vocab_only:
             offloaded = n_layers if ngl < 0 or ngl > n_layers else ngl
         return ModelInfo(
             name=self.meta("general.name") or self.path.stem,

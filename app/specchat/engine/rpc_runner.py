@@ -54,9 +54,9 @@ def _set_abort_function() -> Callable[[Any], Any] | None:
     lib = ggml_library()
     fn = getattr(lib, "ggml_set_abort_callback", None) if lib is not None else None
     if fn is None:
-        from specchat.engine.threads import _load
+        from specchat.engine.threads import load_ggml_part
 
-        base = _load("ggml-base")
+        base = load_ggml_part("ggml-base")
         fn = getattr(base, "ggml_set_abort_callback", None) if base is not None else None
     if fn is not None:
         fn.restype = ctypes.c_void_p

@@ -28,7 +28,8 @@ class ThreadpoolParams(ctypes.Structure):
     ]
 
 
-def _load(name: str) -> ctypes.CDLL | None:
+def load_ggml_part(name: str) -> ctypes.CDLL | None:
+    """One of the ggml libraries shipped with llama-cpp-python (ggml-base, ggml-cpu...)."""
     lib_dir = Path(lc.__file__).parent / "lib"
     for candidate in sorted(lib_dir.glob(f"lib{name}.*")) + sorted(lib_dir.glob(f"{name}.*")):
         try:
@@ -42,7 +43,7 @@ class SharedThreadpool:
     def __init__(self, n_threads: int) -> None:
         self.n_threads = n_threads
         self._pool: ctypes.c_void_p | None = None
-        base, cpu = _load("ggml-base"), _load("ggml-cpu")
+        base, cpu = load_ggml_part("ggml-base"), load_ggml_part("ggml-cpu")
         if base is None or cpu is None or not hasattr(cpu, "ggml_threadpool_new"):
             return
         base.ggml_threadpool_params_default.argtypes = [ctypes.c_int]
