@@ -78,13 +78,17 @@ def test_ask_prints_a_late_notice_after_the_reply_not_inside_it(tiny_target, tin
     and stderr interleaved) it must start on its own line, after the reply text."""
     argv = [sys.executable, "-m", "specchat", "ask", "--target", str(tiny_target), "--draft",
             str(tiny_heavy_draft), "--max-tokens", "12", "--threads", "1", "the cat"]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stdout
-    lines = proc.stdout.splitlines()
-    notice = next(i for i, line in enumerate(lines) if "speculation is off" in line)
-    assert lines[notice].startswith("specchat: speculation is off")
-    assert lines[-1].startswith("[")  # the stats line comes last
+    for _ in range(3):  # the switch-off is measured: a loaded machine may delay it past 12 tokens
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stdout
+        lines = proc.stdout.splitlines()
+        notices = [i for i, line in enumerate(lines) if "speculation is off" in line]
+        if notices:
+            break
+    assert notices, proc.stdout
+    assert lines[notices[0]].startswith("specchat: speculation is off"), proc.stdout
+    assert lines[-1].startswith("["), proc.stdout  # the stats line comes last
 
 
 class _FailsMidway:
