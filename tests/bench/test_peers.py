@@ -8,8 +8,9 @@ import pytest
 
 from specchat.bench.peers import (
     find_native,
+    native_curve_args,
     native_spec_args,
-    parse_native_bench,
+    parse_native_curve,
     parse_native_spec,
 )
 from specchat.errors import SpecchatError
@@ -25,10 +26,10 @@ main: n_accept  = 54
 main: accept    = 90.000%
 """
 
-BENCH_OUTPUT = """\
+CURVE_OUTPUT = """\
 [
-  {"model_type": "llama ?B Q4_1", "n_prompt": 0, "n_gen": 64, "avg_ns": 5000000000,
-   "avg_ts": 12.800000, "stddev_ts": 0.0}
+  {"n_prompt": 1, "n_gen": 0, "n_depth": 400, "avg_ns": 40000000, "avg_ts": 25.0},
+  {"n_prompt": 9, "n_gen": 0, "n_depth": 400, "avg_ns": 172000000, "avg_ts": 52.3}
 ]
 """
 
@@ -41,12 +42,12 @@ def test_parse_native_spec() -> None:
         parse_native_spec("main: error: failed to load model\n")
 
 
-def test_parse_native_bench() -> None:
-    assert parse_native_bench("build: 1234\n" + BENCH_OUTPUT).tokens_per_second == 12.8
-    with pytest.raises(SpecchatError, match="no text-generation result"):
-        parse_native_bench('[{"n_prompt": 512, "n_gen": 0, "avg_ts": 100.0}]')
-    with pytest.raises(SpecchatError):
-        parse_native_bench("nothing here")
+def test_parse_native_curve() -> None:
+    assert parse_native_curve("build: 1234\n" + CURVE_OUTPUT) == {1: 40.0, 9: 172.0}
+    with pytest.raises(SpecchatError, match="no prompt-processing results"):
+        parse_native_curve("nothing here")
+    args = " ".join(native_curve_args(Path("t.gguf"), (1, 9), 400, 3, 2, 0))
+    assert "-p 1,9" in args and "-n 0" in args and "-d 400" in args and "-t 2" in args
 
 
 def test_native_spec_args_use_draft_simple_and_greedy() -> None:
@@ -54,6 +55,11 @@ def test_native_spec_args_use_draft_simple_and_greedy() -> None:
     joined = " ".join(args)
     assert "--spec-type draft-simple" in joined and "--spec-draft-n-max 6" in joined
     assert "--temp 0" in joined and "-t 2" in joined and "-md d.gguf" in joined
+    ngram = " ".join(native_spec_args(Path("t.gguf"), None, "hi", 64, 6, 2048, 2, 0,
+                                      "ngram-mod"))
+    assert "--spec-type ngram-mod" in ngram and "-md" not in ngram
+    with pytest.raises(SpecchatError, match="needs a draft model"):
+        native_spec_args(Path("t.gguf"), None, "hi", 64, 6, 2048, 2, 0)
 
 
 def test_find_native(tmp_path: Path) -> None:

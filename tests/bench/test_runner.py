@@ -5,6 +5,7 @@ from __future__ import annotations
 from specchat.bench.runner import _engine_runner
 from specchat.engine.types import (
     DoneEvent,
+    DrafterKind,
     GenerationSettings,
     Origin,
     SpecSettings,
@@ -14,15 +15,15 @@ from specchat.engine.types import (
 
 
 class _FakeEngine:
-    """Just enough engine for the runner: each set_spec makes a new controller object."""
+    """Just enough engine for the runner: each set_spec makes a new drafter chain."""
 
     def __init__(self) -> None:
-        self.controller: object = None
+        self.chain: object = None
         self.kept: list[bool] = []
 
     def set_spec(self, spec, *, keep_measurements: bool = True) -> None:
         self.kept.append(keep_measurements)
-        self.controller = object()
+        self.chain = object()
 
     def reset_cache(self) -> None:
         pass
@@ -32,21 +33,22 @@ class _FakeEngine:
         yield DoneEvent("a", (1,), Stats())
 
 
-def test_each_mode_keeps_its_own_controller_across_runs():
+def test_each_mode_keeps_its_own_drafters_across_runs():
     """The adaptive mode must not start from what the fixed modes measured: each mode starts
-    fresh and then carries its own controller from run to run, like one chat session."""
+    fresh and then carries its own drafters (and what they learned) from run to run, like one
+    chat session."""
     engine = _FakeEngine()
     gen = GenerationSettings(max_tokens=4)
     run_a = _engine_runner(engine, SpecSettings(), gen, "a")
     run_b = _engine_runner(engine, SpecSettings(), gen, "b")
     run_a([1, 2], 4, "p", 0)
-    first_a = engine.controller
+    first_a = engine.chain
     run_b([1, 2], 4, "p", 0)
-    first_b = engine.controller
+    first_b = engine.chain
     run_a([1, 2], 4, "p", 1)
-    assert engine.controller is first_a
+    assert engine.chain is first_a
     run_b([1, 2], 4, "p", 1)
-    assert engine.controller is first_b
+    assert engine.chain is first_b
     assert engine.kept == [False] * 4
 
 
@@ -62,7 +64,7 @@ class _ChatEngine(_FakeEngine):
         turn = sum(1 for m in messages if m.role == "user")
         stats = Stats(generated_tokens=1, drafted=2, accepted=1, suffix_drafted=2,
                       suffix_accepted=1, target_passes=1)
-        yield TokenEvent(str(turn), turn, Origin.DRAFT, drafter="suffix")
+        yield TokenEvent(str(turn), turn, Origin.DRAFT, drafter=DrafterKind.SUFFIX)
         yield DoneEvent(str(turn), (turn,), stats)
 
 
@@ -82,7 +84,7 @@ def test_a_multi_turn_chat_is_run_turn_by_turn():
     assert engine.seen[1][1] == "1" and engine.seen[2][3] == "2"  # the replies, as assistant
     assert engine.seen[2][4] == chat.followups[1]
     assert record.stats["suffix_drafted"] == 6 and record.stats["turns"] == 3
-    assert controllers["chain"] is engine.controller
+    assert controllers["chain"] is engine.chain
     run = BenchRun([ModeSpecInfo("chain", "chain")], [record])
     (note,) = drafter_notes(run, {})
     assert "suffix 3/6 (50%)" in note

@@ -106,3 +106,15 @@ class RecordingDrafter:
 
 def replace_gen(g: GenerationSettings, **changes: object) -> GenerationSettings:
     return dataclasses.replace(g, **changes)  # type: ignore[arg-type]
+
+
+def pretend_drafting_is_cheap(engine, verify_too: bool = False) -> None:
+    """Start the engine's cost model believing a drafted token costs next to nothing (and, with
+    verify_too, that a batched pass costs one token), so that the adaptive path drafts on a
+    machine where the measured costs would switch it off; real samples replace these as the
+    replies run."""
+    from specchat.engine.costs import Samples
+
+    engine.costs.draft = Samples([1e-4])
+    if verify_too:
+        engine.costs.ratio = {n: Samples([1.0]) for n in range(2, 7)}

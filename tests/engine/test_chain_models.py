@@ -3,12 +3,14 @@ where the suffix drafter actually drafts and is accepted; what was learned persi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from specchat.bench.prompts import builtin_set
 from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.learned import LearnedStore
 from specchat.engine.types import (
     DraftMode,
     GenerationSettings,
@@ -89,22 +91,52 @@ def test_learned_costs_persist_across_loads(real_models, tmp_path):
     engine = _load(real_models["qwen"], None, mode=DraftMode.LOOKUP, learned_path=path)
     try:
         run(engine.chat(_edit(), GenerationSettings(max_tokens=24)))
-        learned = engine.controller.snapshot()
+        assert engine.chain is not None
+        learned = engine.chain.snapshot()
     finally:
         engine.close()
     assert path.is_file()
     again = _load(real_models["qwen"], None, mode=DraftMode.LOOKUP, learned_path=path)
     try:
-        assert again.controller.snapshot()["t_verify"] == learned["t_verify"]
-        assert again.controller.snapshot()["suffix_succ"] == learned["suffix_succ"]
+        assert again.chain is not None
+        assert again.chain.snapshot()["suffix"] == learned["suffix"]
+        assert again.costs.ratio.keys() == engine.costs.ratio.keys()
+        assert all(s.stale for s in again.costs.ratio.values())  # this run replaces them
     finally:
         again.close()
     other = _load(real_models["qwen"], None, mode=DraftMode.LOOKUP, learned_path=path,
                   draft_max=4)  # the key does not depend on settings: same pair, same machine
     try:
-        assert other.controller.snapshot()["t_verify"] == learned["t_verify"]
+        assert other.costs.ratio.keys() == engine.costs.ratio.keys()
     finally:
         other.close()
+
+
+def test_a_poisoned_learned_file_recovers_within_one_reply(real_models, qwen_alone, tmp_path):
+    """learned.json written during a busy minute (every batched pass 10x a token and worse, the
+    suffix drafter's trust at its floor of nothing learned): the next run still drafts the
+    copied text in its first reply, and replaces the stale costs with its own."""
+    path = tmp_path / "learned.json"
+    engine = _load(real_models["qwen"], None, mode=DraftMode.LOOKUP, learned_path=path)
+    try:
+        assert engine.chain is not None
+        key = engine._learned_key(engine.spec)
+        poisoned = engine.chain.snapshot()
+    finally:
+        engine.close()
+    poisoned["costs"] = {  # type: ignore[index]
+        "saved": time.time(), "one": [3.5], "ratio": {str(n): [float(n)] * 9 for n in range(2, 34)},
+        "draft": [], "catchup": [], "overhead": [2.0],
+    }
+    LearnedStore(path).save(key, poisoned)
+    again = _load(real_models["qwen"], None, mode=DraftMode.LOOKUP, learned_path=path)
+    try:
+        done, _ = run(again.chat(_edit(), GEN))
+        assert done.token_ids == qwen_alone
+        assert done.stats.suffix_drafted > 0 and done.stats.suffix_accepted > 0, done.stats
+        assert again.costs.one.fresh and any(s.fresh for s in again.costs.ratio.values())
+    finally:
+        again.close()
 
 
 @pytest.mark.slow

@@ -6,42 +6,56 @@ import json
 import os
 from pathlib import Path
 
-from specchat.engine.adaptive import DraftLengthController
+from specchat.engine.costs import CostModel
+from specchat.engine.drafting import DrafterChain, build_chain
 from specchat.engine.learned import MAX_ENTRIES, LearnedStore, learned_key
+from specchat.engine.types import SpecSettings
+
+from .test_chain import ScriptedModel
 
 
-def trained() -> DraftLengthController:
-    ctrl = DraftLengthController(draft_max=8)
-    ctrl.seed({1: 0.1, 3: 0.2, 9: 0.5}, 0.04, 0.01)
+def trained() -> DrafterChain:
+    """A chain that drafted a few rounds: costs, the model's acceptance and the suffix's trust."""
+    chain = build_chain(SpecSettings(), ScriptedModel(), CostModel())
+    chain.costs.seed({1: 0.1, 3: 0.2, 9: 0.5}, 0.04, 0.01)
+    assert chain.model is not None and chain.suffix is not None
+    ctrl = chain.model.controller
     for _ in range(3):
-        ctrl.next_k(8)
-        ctrl.record(drafted=ctrl.last_k, accepted=1, draft_s=0.04 * ctrl.last_k, verify_s=0.3,
-                    round_s=0.4)
-    ctrl.record(drafted=6, accepted=6, draft_s=0.0, verify_s=0.4, round_s=0.4, kind="suffix",
-                match_len=25)
-    return ctrl
+        k = ctrl.next_k(8)
+        chain.costs.record_pass(k + 1, 0.3)
+        ctrl.record(drafted=k, accepted=1, draft_s=0.04 * k, round_s=0.4)
+    chain.suffix.trust.record(25, 6, 6)
+    return chain
 
 
 def test_a_snapshot_restores_what_was_learned() -> None:
     old = trained()
     data = json.loads(json.dumps(old.snapshot()))  # through JSON, as on disk
-    new = DraftLengthController(draft_max=8)
+    new = build_chain(SpecSettings(), ScriptedModel(), CostModel())
     assert new.restore(data)
-    assert new.t_verify == old.t_verify and new.t_draft == old.t_draft
-    assert new.acceptance == old.acceptance and new._explored == old._explored
-    assert new.suffix_acceptance(25) == old.suffix_acceptance(25)
-    assert new.next_k(8) == old.best_k(8)  # no exploration from scratch
+    assert new.model is not None and old.model is not None
+    assert new.suffix is not None and old.suffix is not None
+    assert new.costs.ratio.keys() == old.costs.ratio.keys()
+    assert new.costs.draft.values == old.costs.draft.values and new.costs.draft.stale
+    ctrl, was = new.model.controller, old.model.controller
+    assert ctrl.acceptance == was.acceptance and ctrl._explored == was._explored
+    assert new.suffix.trust.acceptance(25) == old.suffix.trust.acceptance(25)
+    assert ctrl.next_k(8) == was.best_k(8)  # no exploration from scratch
 
 
 def test_a_bad_snapshot_changes_nothing() -> None:
-    fresh = DraftLengthController(draft_max=8)
+    fresh = build_chain(SpecSettings(), ScriptedModel(), CostModel())
     good = trained().snapshot()
-    for bad in ({}, {**good, "version": 99}, {**good, "t_draft": "fast"},
-                {**good, "t_verify": {"x": 1.0}}, {**good, "suffix_succ": [1.0]},
-                {**good, "overhead": float("nan")}, {**good, "succ": -1.0}):
-        ctrl = DraftLengthController(draft_max=8)
-        assert not ctrl.restore(bad)
-        assert ctrl.snapshot() == fresh.snapshot()
+    for bad in ({}, {**good, "version": 99}, {**good, "version": 1},
+                {**good, "model": {**good["model"], "succ": -1.0}},  # type: ignore[dict-item]
+                {**good, "suffix": {"succ": [1.0], "fail": [0.0]}},
+                {**good, "costs": {**good["costs"], "one": "fast"}}):  # type: ignore[dict-item]
+        chain = build_chain(SpecSettings(), ScriptedModel(), CostModel())
+        assert not chain.restore(bad)
+        assert chain.model is not None and fresh.model is not None
+        assert chain.model.controller.snapshot() == fresh.model.controller.snapshot()
+        assert chain.suffix is not None and fresh.suffix is not None
+        assert chain.suffix.trust.snapshot() == fresh.suffix.trust.snapshot()
 
 
 def test_store_round_trip_and_bad_files(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from specchat.engine.types import (
     TokenEvent,
 )
 
-from .conftest import RecordingDrafter, chat, load, run
+from .conftest import RecordingDrafter, chat, load, pretend_drafting_is_cheap, run
 
 PROMPTS = ["the cat is in the sea", "we and you", "a b c d e f g"]
 
@@ -31,7 +31,7 @@ def test_greedy_speculative_equals_target_alone(tiny_target, tiny_draft, draft_m
     if adaptive:
         # The tiny draft costs as much as its target, so the costs measured at load time would
         # switch speculation off; pretend drafting is cheap so the adaptive path drafts.
-        spec.controller.t_draft = 1e-6
+        pretend_drafting_is_cheap(spec)
     try:
         drafted = 0
         for prompt in PROMPTS:
@@ -66,8 +66,9 @@ def test_acceptance_counted_independently(tiny_target, tiny_draft):
     want = chat(alone, PROMPTS[1], max_tokens=80).token_ids
     spec = load(tiny_target, tiny_draft, draft_max=5, adaptive=False, p_min=0.0, suffix=False)
     prompt = spec.tokenize_chat([Message("user", PROMPTS[1])])
-    recorder = RecordingDrafter(spec._drafter.model, len(prompt))
-    spec._drafter.model = recorder
+    chain = spec.chain
+    assert chain is not None and chain.model is not None
+    chain.model.proposer = recorder = RecordingDrafter(chain.model.proposer, len(prompt))
     done, events = run(spec.chat([Message("user", PROMPTS[1])], GenerationSettings(max_tokens=80)))
     assert done.token_ids == want
     accepted = drafted = 0
@@ -187,7 +188,8 @@ def test_adaptive_never_runs_a_draft_that_cannot_pay(tiny_target, tiny_heavy_dra
     reads the prompt, never drafts, and the reply says why speculation is off."""
     spec = load(tiny_target, tiny_heavy_draft, draft_max=4)
     try:
-        assert spec.controller.hopeless(4)
+        assert spec.chain is not None and spec.chain.controller is not None
+        assert spec.chain.controller.hopeless(4)
         gen = GenerationSettings(max_tokens=30)
         done, events = run(spec.chat([Message("user", PROMPTS[0])], gen))
         assert done.stats.drafted == 0 and done.stats.generated_tokens > 0

@@ -20,7 +20,7 @@ from specchat.engine.types import (
 )
 from specchat.errors import VocabMismatchError
 
-from .conftest import RecordingDrafter, run
+from .conftest import RecordingDrafter, pretend_drafting_is_cheap, run
 from .distribution import assert_second_token_distribution
 
 pytestmark = pytest.mark.real
@@ -73,9 +73,7 @@ def test_greedy_identity(real_models, derived_models, target_name, draft_name):
     # never draft: start it believing drafting is cheap, so that it explores on real models.
     # On one thread a batched pass also costs nearly as much as its tokens one by one, so make
     # verification look cheap too (real measurements replace these as the replies run).
-    adaptive.controller.t_draft = 1e-6
-    one_token = adaptive.controller.verify_cost(1)
-    adaptive.controller.t_verify = {n: one_token for n in range(1, 6)}
+    pretend_drafting_is_cheap(adaptive, verify_too=True)
     try:
         total_drafted = 0
         adaptive_drafted = 0
@@ -119,7 +117,9 @@ def test_acceptance_counted_independently(real_models, derived_models):
     alone.close()
     spec = engine(target, draft, draft_max=5, adaptive=False, p_min=0.0, suffix=False)
     prompt = spec.tokenize_chat([Message("user", PROMPTS[1])])
-    spec._drafter.model = recorder = RecordingDrafter(spec._drafter.model, len(prompt))
+    chain = spec.chain
+    assert chain is not None and chain.model is not None
+    chain.model.proposer = recorder = RecordingDrafter(chain.model.proposer, len(prompt))
     got, _ = reply(spec, PROMPTS[1], max_tokens=60)
     spec.close()
     assert got.token_ids == want.token_ids

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from specchat.engine.types import (
     DoneEvent,
+    DrafterKind,
     DraftMode,
     EngineInfo,
     Event,
@@ -65,8 +66,8 @@ def chained(text: str, rounds: Sequence[tuple[str, int]]) -> list[AnyToken]:
     return tokens
 
 
-def drafter_of(token: AnyToken) -> str:
-    return token[2] if len(token) == 3 else ""
+def drafter_of(token: AnyToken) -> DrafterKind | None:
+    return DrafterKind(token[2]) if len(token) == 3 and token[2] else None
 
 
 def thinking_reply(thinking: str, answer: str, opened_by_template: bool = False) -> str:

@@ -11,7 +11,7 @@ from textual.theme import BUILTIN_THEMES
 from textual.widgets import Collapsible, DataTable, Static
 
 from specchat.commands.ask import stats_line
-from specchat.engine.types import Origin, Stats, TokenEvent
+from specchat.engine.types import DrafterKind, Origin, Stats, TokenEvent
 from specchat.store import ChatStore
 from specchat.tui.format import MODEL_STYLE, SUFFIX_STYLE, TARGET_STYLE
 from specchat.tui.screens import SummaryScreen
@@ -57,8 +57,8 @@ def test_batcher_names_the_drafter_of_each_draft_token() -> None:
     posted: list[object] = []
     batcher = Batcher(1, posted.append)
     for event in (
-        TokenEvent("a", 1, Origin.DRAFT, drafter="suffix"),
-        TokenEvent("b", 2, Origin.DRAFT, drafter="model"),
+        TokenEvent("a", 1, Origin.DRAFT, drafter=DrafterKind.SUFFIX),
+        TokenEvent("b", 2, Origin.DRAFT, drafter=DrafterKind.MODEL),
         TokenEvent("c", 3, Origin.DRAFT),  # drafter unknown
         TokenEvent("d", 4, Origin.TARGET),
     ):

@@ -79,6 +79,14 @@ _N_DRAFT = re.compile(r"n_drafted\s*=\s*(\d+)")
 _N_ACCEPT = re.compile(r"n_accept\s*=\s*(\d+)")
 
 
+# llama.cpp's speculative modes run beside specchat's: a draft model's, and the model-free n-gram
+# modes (what `--lookup` competes with), each from llama-speculative-simple; "none" is its
+# target alone on the same prompt, the baseline of the others.
+NATIVE_MODES = ("none", "draft-simple", "ngram-simple", "ngram-mod")
+CURVE_WIDTHS = (1, 2, 3, 5, 9, 17, 33)  # target pass widths the cost curve is measured at
+CURVE_DEPTH = 400  # tokens already in the cache when a curve's pass runs
+
+
 def find_native(bin_dir: Path) -> tuple[Path, Path]:
     """llama-speculative-simple and llama-bench (target-alone decode speed) in a llama.cpp build."""
     if not bin_dir.is_dir():
@@ -86,22 +94,41 @@ def find_native(bin_dir: Path) -> tuple[Path, Path]:
     spec, bench = bin_dir / "llama-speculative-simple", bin_dir / "llama-bench"
     for exe in (spec, bench):
         if not exe.is_file():
-            raise SpecchatError(f"--llama-cpp-bin: {exe.name} not found in {bin_dir}")
+            raise SpecchatError(f"--llama-cpp-bin: {exe.name} not found in {bin_dir} (build them "
+                                "with `bash packaging/llama-tools.sh`, which prints the folder)")
     return spec, bench
 
 
-def native_spec_args(target: Path, draft: Path, prompt: str, n: int, k: int, n_ctx: int,
-                     threads: int | None, ngl: int) -> list[str]:
-    args = ["-m", str(target), "-md", str(draft), "--spec-type", "draft-simple",
-            "--spec-draft-n-max", str(k), "--spec-draft-n-min", "0", "--spec-draft-p-min", "0",
-            "-p", prompt, "-n", str(n), "--temp", "0", "-c", str(n_ctx),
-            "-ngl", str(ngl), "--spec-draft-ngl", str(ngl)]
+def native_spec_args(target: Path, draft: Path | None, prompt: str, n: int, k: int, n_ctx: int,
+                     threads: int | None, ngl: int, spec_type: str = "draft-simple") -> list[str]:
+    """llama-speculative-simple's arguments for one of NATIVE_MODES (greedy, the same context
+    and threads as specchat; n-gram modes keep llama.cpp's own draft lengths)."""
+    args = ["-m", str(target), "--spec-type", spec_type, "-p", prompt, "-n", str(n),
+            "--temp", "0", "-c", str(n_ctx), "-ngl", str(ngl)]
+    if spec_type == "draft-simple":
+        if draft is None:
+            raise SpecchatError("llama.cpp's draft-simple mode needs a draft model")
+        args += ["-md", str(draft), "--spec-draft-n-max", str(k), "--spec-draft-n-min", "0",
+                 "--spec-draft-p-min", "0", "--spec-draft-ngl", str(ngl)]
+    return args + (["-t", str(threads), "-tb", str(threads)] if threads else [])
+
+
+def native_curve_args(target: Path, widths: Sequence[int], depth: int, reps: int,
+                      threads: int | None, ngl: int) -> list[str]:
+    """llama-bench timing one pass of each width after `depth` cached tokens."""
+    args = ["-m", str(target), "-p", ",".join(str(w) for w in widths), "-n", "0",
+            "-d", str(depth), "-r", str(reps), "-ngl", str(ngl), "-o", "json"]
     return args + (["-t", str(threads)] if threads else [])
 
 
-def native_bench_args(target: Path, n: int, threads: int | None, ngl: int) -> list[str]:
-    args = ["-m", str(target), "-p", "0", "-n", str(n), "-r", "1", "-ngl", str(ngl), "-o", "json"]
-    return args + (["-t", str(threads)] if threads else [])
+def parse_native_curve(output: str) -> dict[int, float]:
+    """llama-bench -o json, prompt tests: width -> mean milliseconds of one pass."""
+    try:
+        tests = json.loads(output[output.index("[") : output.rindex("]") + 1])
+        return {int(t["n_prompt"]): float(t["avg_ns"]) / 1e6 for t in tests
+                if int(t.get("n_prompt", 0)) > 0 and int(t.get("n_gen", 0)) == 0}
+    except (ValueError, KeyError, TypeError):
+        raise SpecchatError("llama-bench printed no prompt-processing results") from None
 
 
 def parse_native_spec(output: str) -> PeerRun:
@@ -118,17 +145,6 @@ def parse_native_spec(output: str) -> PeerRun:
         drafted=int(drafted.group(1)) if drafted else None,
         accepted=int(accepted.group(1)) if accepted else None,
     )
-
-
-def parse_native_bench(output: str) -> PeerRun:
-    """llama-bench -o json: a list of tests; the text-generation one carries avg_ts."""
-    try:
-        start = output.index("[")
-        tests = json.loads(output[start : output.rindex("]") + 1])
-        ts = next(float(t["avg_ts"]) for t in tests if int(t.get("n_gen", 0)) > 0)
-    except (ValueError, KeyError, StopIteration, TypeError):
-        raise SpecchatError("llama-bench printed no text-generation result") from None
-    return PeerRun(token_ids=(), tokens_per_second=ts, ttft_ms=0.0)
 
 
 def run_native(exe: Path, args: Sequence[str], timeout_s: float = 600.0) -> str:

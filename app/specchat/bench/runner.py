@@ -9,11 +9,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from specchat.bench.peers import (
+    CURVE_DEPTH,
+    CURVE_WIDTHS,
+    NATIVE_MODES,
     LlamaCppPythonPeer,
     find_native,
-    native_bench_args,
+    native_curve_args,
     native_spec_args,
-    parse_native_bench,
+    parse_native_curve,
     parse_native_spec,
     run_native,
 )
@@ -21,6 +24,7 @@ from specchat.bench.physics import PhysicsSampler
 from specchat.bench.prompts import BenchPrompt
 from specchat.bench.results import BASELINE, ModeSpecInfo, Physics, RunRecord
 from specchat.bench.rss import PeakRss
+from specchat.engine.suffix import BUCKETS
 from specchat.engine.types import (
     DoneEvent,
     DraftMode,
@@ -57,6 +61,7 @@ class BenchConfig:
     llcpp_peer: bool = False
     native_bin: Path | None = None
     native_k: int = 6
+    cost_curve: bool = False  # report the target's verify cost by pass width (and llama.cpp's)
 
 
 @dataclass
@@ -198,10 +203,10 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
             physics.rep()
         runners: list[tuple[ModeSpecInfo, Callable[[Sequence[int], int, str, int], RunRecord]]] = []
         chats = {p.name: p for p in cfg.prompts if p.followups}
-        controllers: dict[str, object] = {}
+        chains: dict[str, object] = {}
         for info, spec in modes:
             runners.append((info, _engine_runner(engine, spec, gen, info.label, chats,
-                                                 controllers)))
+                                                 chains)))
         if cfg.llcpp_peer:
             progress("loading llama-cpp-python peer")
             t = cfg.target
@@ -222,7 +227,10 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
                     progress(f"round {r + 1}/{cfg.rounds} {name} {info.label}")
                     run.records.append(fn(toks, max_tokens, name, r))
         run.physics = physics.result()
-        run.notes += drafter_notes(run, controllers)
+        run.notes += drafter_notes(run, chains)
+        if cfg.cost_curve:
+            progress("verification cost by width")
+            run.notes += cost_curve_notes(cfg, engine, prompts[0][1])
     finally:
         if peer is not None:
             peer.close()
@@ -232,32 +240,32 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
 
 def _engine_runner(engine, spec: SpecSettings, gen: GenerationSettings, label: str,
                    chats: dict[str, BenchPrompt] | None = None,
-                   controllers: dict[str, object] | None = None,
+                   chains: dict[str, object] | None = None,
                    ) -> Callable[[Sequence[int], int, str, int], RunRecord]:
-    # Each mode keeps its own draft-length controller from run to run, as one chat session
-    # would: the adaptive mode must not start from what the fixed modes measured.
-    controller = None
+    # Each mode keeps its own drafters (and what they learned) from run to run, as one chat
+    # session would: the adaptive mode must not start from what the fixed modes measured.
+    chain = None
 
     def fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
-        nonlocal controller
+        nonlocal chain
         engine.set_spec(spec, keep_measurements=False)
-        if controller is not None:
-            engine.controller = controller
+        if chain is not None:
+            engine.chain = chain
         settings = replace(gen, max_tokens=max_tokens)
         chat = (chats or {}).get(name)
         if chat is not None and round_no >= 0:  # (warm-up runs take the first turn only)
             record = run_engine_chat(engine, chat, settings, label, round_no)
         else:
             record = run_engine_once(engine, toks, settings, label, round_no, name)
-        controller = engine.controller
-        if controllers is not None:
-            controllers[label] = controller
+        chain = engine.chain
+        if chains is not None:
+            chains[label] = chain
         return record
 
     return fn
 
 
-def drafter_notes(run: BenchRun, controllers: dict[str, object]) -> list[str]:
+def drafter_notes(run: BenchRun, chains: dict[str, object]) -> list[str]:
     """Per mode that drafted: acceptance per drafter, and how suffix proposals followed their
     match length (proposals, mean tokens proposed, share verified, mean tokens verified,
     acceptance of what was verified), per match-length bucket."""
@@ -271,7 +279,8 @@ def drafter_notes(run: BenchRun, controllers: dict[str, object]) -> list[str]:
         parts = [f"{kind} {_share(sums[f'{kind}_accepted'], sums[f'{kind}_drafted'])}"
                  for kind in ("suffix", "model") if sums[f"{kind}_drafted"]]
         line = f"{info.label}: accepted by drafter: {', '.join(parts)}"
-        log = getattr(controllers.get(info.label), "suffix_log", None)
+        suffix = getattr(chains.get(info.label), "suffix", None)
+        log = suffix.trust.log if suffix is not None else None
         if log:
             line += "; suffix proposals by match length: " + _suffix_log(log)
         notes.append(line)
@@ -283,9 +292,7 @@ def _share(accepted: float, drafted: float) -> str:
 
 
 def _suffix_log(log: Sequence[Sequence[int]]) -> str:
-    from specchat.engine.adaptive import SUFFIX_BUCKETS
-
-    edges = (0, *SUFFIX_BUCKETS)
+    edges = (0, *BUCKETS)
     out = []
     for i, (props, tokens, sent, sent_tokens, accepted) in enumerate(log):
         if not props:
@@ -319,32 +326,69 @@ def _llcpp_runners(peer: LlamaCppPythonPeer, k: int, run: BenchRun):
 
 
 def _native_runners(cfg: BenchConfig, engine, run: BenchRun):
-    spec_exe, bench_exe = find_native(cfg.native_bin)  # type: ignore[arg-type]
-    if cfg.draft is None:
-        raise SpecchatError("--llama-cpp-bin needs a --draft model")
+    """llama.cpp's own speculative modes on the same prompts (llama-speculative-simple): its
+    target alone (the baseline of the others), its draft-model mode when the draft shares the
+    target's vocabulary, and its two model-free n-gram modes."""
+    spec_exe, _ = find_native(cfg.native_bin)  # type: ignore[arg-type]
     k, t, d = cfg.native_k, cfg.target, cfg.draft
-    base = ModeSpecInfo("native target (llama-bench)", "peer", identity_ref=None)
-    spec = ModeSpecInfo(f"native k={k}", "peer", k, baseline=base.label, identity_ref=None)
-    run.modes += [base, spec]
-    run.notes.append(f"native: {spec_exe.name} --spec-type draft-simple --spec-draft-n-max {k}, "
-                     f"greedy, against {bench_exe.name} text generation (-p 0) from the same "
-                     "build; tok/s as the binaries report them")
+    same_vocab = d is not None and not engine.cross_vocab
+    base = ModeSpecInfo("llama.cpp target", "peer", identity_ref=None)
+    modes = [(base, "none")]
+    for spec_type in NATIVE_MODES[1:]:
+        if spec_type == "draft-simple" and not same_vocab:
+            continue
+        label = f"llama.cpp {spec_type}" + (f" k={k}" if spec_type == "draft-simple" else "")
+        modes.append((ModeSpecInfo(label, "peer", baseline=base.label, identity_ref=None),
+                      spec_type))
+    run.modes += [info for info, _ in modes]
+    run.notes.append(f"llama.cpp: {spec_exe.name} (greedy, same context and threads), speedups "
+                     "against its own --spec-type none on the same prompt; tok/s as it reports")
 
-    def base_fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
-        out = run_native(bench_exe, native_bench_args(t.path, max_tokens, t.n_threads,
-                                                      t.n_gpu_layers))
-        res = parse_native_bench(out)
-        return RunRecord(base.label, round_no, name, None, res.tokens_per_second, None)
+    def make(info: ModeSpecInfo, spec_type: str):
+        def fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
+            text = engine.target.detokenize(toks)
+            out = run_native(spec_exe, native_spec_args(
+                t.path, d.path if d is not None else None, text, max_tokens, k, t.n_ctx,
+                t.n_threads, t.n_gpu_layers, spec_type))
+            res = parse_native_spec(out)
+            passes: tuple[tuple[int, int], ...] = ()
+            if res.drafted:  # totals only: counted as one pass for acceptance_rate
+                passes = ((res.drafted, res.accepted or 0),)
+            return RunRecord(info.label, round_no, name, None, res.tokens_per_second, None,
+                             passes=passes)
+        return fn
 
-    def spec_fn(toks: Sequence[int], max_tokens: int, name: str, round_no: int) -> RunRecord:
-        text = engine.target.detokenize(toks)
-        out = run_native(spec_exe, native_spec_args(t.path, d.path, text, max_tokens, k,
-                                                    t.n_ctx, t.n_threads, t.n_gpu_layers))
-        res = parse_native_spec(out)
-        passes: tuple[tuple[int, int], ...] = ()
-        if res.drafted:  # totals only: counted as one pass for acceptance_rate
-            passes = ((res.drafted, res.accepted or 0),)
-        return RunRecord(spec.label, round_no, name, None, res.tokens_per_second, None,
-                         passes=passes)
+    return [(info, make(info, spec_type)) for info, spec_type in modes]
 
-    return [(base, base_fn), (spec, spec_fn)]
+
+def cost_curve_notes(cfg: BenchConfig, engine, context: Sequence[int], reps: int = 3) -> list[str]:
+    """The target's verification cost by pass width (ms, after CURVE_DEPTH cached tokens):
+    specchat's pass as the engine runs it (every row's logits read), beside llama-bench's
+    prompt pass of the same width (llama.cpp computes the last row's logits only there)."""
+    from statistics import median
+
+    from specchat.engine.costs import timed_pass
+
+    target = engine.target
+    fill = [context[i % len(context)] for i in range(CURVE_DEPTH + max(CURVE_WIDTHS))]
+    target.reset()
+    target.decode(fill[:CURVE_DEPTH], "last")
+    ours = {}
+    for w in CURVE_WIDTHS:
+        times = []
+        for _ in range(reps):
+            times.append(timed_pass(target, fill[CURVE_DEPTH : CURVE_DEPTH + w]) * 1000)
+            target.truncate(CURVE_DEPTH)
+        ours[w] = median(times)
+    target.reset()
+    line = "verify cost by width (ms): specchat " + ", ".join(
+        f"{w}: {ms:.0f}" for w, ms in ours.items())
+    notes = [line]
+    if cfg.native_bin is not None:
+        _, bench_exe = find_native(cfg.native_bin)
+        t = cfg.target
+        native = parse_native_curve(run_native(bench_exe, native_curve_args(
+            t.path, CURVE_WIDTHS, CURVE_DEPTH, reps, t.n_threads, t.n_gpu_layers)))
+        notes.append("verify cost by width (ms): llama-bench " + ", ".join(
+            f"{w}: {native[w]:.0f}" for w in CURVE_WIDTHS if w in native))
+    return notes

@@ -51,9 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "round, the rest up front (default: 5)")
     g.add_argument("--llcpp-peer", action="store_true",
                    help="also run llama-cpp-python's own Llama(draft_model=prompt lookup) path")
+    g.add_argument("--peer", choices=("llama.cpp",),
+                   help="also run llama.cpp's own speculative modes (target alone, draft model, "
+                        "ngram-simple, ngram-mod) on the same prompts, and its verification cost "
+                        "curve; the programs built by `bash packaging/llama-tools.sh`")
     g.add_argument("--llama-cpp-bin", type=Path, metavar="DIR",
-                   help="llama.cpp build bin/ folder: also run llama-speculative-simple and "
-                        "llama-bench on the same pair and prompts")
+                   help="folder with llama-speculative-simple and llama-bench (default with "
+                        "--peer llama.cpp: what packaging/llama-tools.sh built for this "
+                        "llama-cpp-python)")
+    g.add_argument("--cost-curve", action="store_true",
+                   help="report the target's verification cost by pass width (with --peer "
+                        "llama.cpp: beside llama-bench's)")
     g.add_argument("--native-k", type=int, default=6, metavar="K",
                    help="draft length for the native binary (default: 6)")
     g.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
@@ -121,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     prompts = _prompts(args)
     if args.plot is not None:
         _check_plot(args.plot)
+    if args.peer == "llama.cpp" and args.llama_cpp_bin is None:
+        args.llama_cpp_bin = _built_llama_tools()
     if args.llama_cpp_bin is not None:
         from specchat.bench.peers import find_native
 
@@ -152,9 +162,28 @@ def run(args: argparse.Namespace) -> int:
         llcpp_peer=args.llcpp_peer,
         native_bin=args.llama_cpp_bin,
         native_k=args.native_k,
+        cost_curve=args.cost_curve or args.peer is not None,
     )
     _report(args, cfg, run_bench(cfg, progress=_progress(args.json)))
     return 0
+
+
+def _built_llama_tools() -> Path:
+    """Where packaging/llama-tools.sh put llama.cpp's programs for this llama-cpp-python."""
+    from importlib.metadata import version
+
+    from specchat.config.paths import cache_dir
+    from specchat.engine.devices import backend
+
+    kind = backend().lower()
+    folder = cache_dir() / "llama-tools" / f"{version('llama-cpp-python')}-{kind}"
+    if not (folder / "llama-speculative-simple").is_file():
+        raise SpecchatError(
+            f"--peer llama.cpp: llama.cpp's programs are not built for this llama-cpp-python "
+            f"({folder} is empty): run `bash packaging/llama-tools.sh` once, or pass "
+            "--llama-cpp-bin DIR"
+        )
+    return folder
 
 
 def _check_plot(path: Path) -> None:

@@ -142,7 +142,6 @@ class CrossVocabDrafter:
             draft_s=inner.draft_s + (t2 - t1 - inner.draft_s - inner.catchup_s),
             catchup_s=inner.catchup_s + (t1 - t0),
             catchup_tokens=inner.catchup_tokens,
-            stopped_early=inner.stopped_early,
         )
 
 

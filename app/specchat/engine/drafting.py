@@ -1,52 +1,64 @@
 """Drafting: cheap guesses of the next tokens, in the target's token ids.
 
-Mirrors llama.cpp's split of drafting (common/speculative.cpp) from verification (verify.py).
-A drafter only proposes; it never decides what is emitted."""
+Mirrors llama.cpp's split of drafting (common/speculative.cpp) from verification (verify.py): a
+drafter only proposes; it never decides what is emitted. The chain asks its drafters in order
+(the suffix drafter, free, then the draft model) and the first non-empty proposal wins; after
+verification the drafter that made it is told how much was kept (`accept`), the others that the
+round went by without them (`idle`). Each drafter keeps its own counters and what it learned."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from specchat.engine.adaptive import SUFFIX_BUCKETS, DraftLengthController
+from specchat.engine.adaptive import DraftLengthController
+from specchat.engine.costs import CostModel
+from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.llama import LlamaModel
 from specchat.engine.sampling import distribution, greedy, sample, top_probability
-from specchat.engine.suffix import SuffixDrafter
-from specchat.engine.types import GenerationSettings, Message
+from specchat.engine.suffix import BUCKETS, SuffixDrafter, SuffixTrust
+from specchat.engine.types import (
+    DrafterCounters,
+    DrafterKind,
+    GenerationSettings,
+    Message,
+    SpecSettings,
+)
+
+SNAPSHOT_VERSION = 2  # what learned.py keeps per pair: costs, the model's and the suffix's
 
 
 @dataclass
 class Draft:
     tokens: list[int]
     # The draft's distribution for each proposed token (sampling with a model drafter), or None
-    # when the proposal is deterministic (greedy, lookup, cross-vocabulary).
+    # when the proposal is deterministic (greedy, suffix, cross-vocabulary).
     q: list[np.ndarray] | None = None
-    draft_s: float = 0.0  # time spent producing the proposed tokens
-    catchup_s: float = 0.0  # time spent bringing the drafter up to date with the context
+    kind: DrafterKind | None = None  # which drafter of the chain made it (None: nothing drafted)
+    draft_s: float = 0.0  # what making it cost in a steady round (catch-up on 1-2 tokens incl.)
+    paused_s: float = 0.0  # catching up after the drafter was off: not a steady round cost
+    catchup_s: float = 0.0  # all of the drafter's catch-up on the context
     catchup_tokens: int = 0  # tokens evaluated for that (1-2 in steady state; more after a pause)
-    stopped_early: bool = False  # confidence fell below p_min
-    extra: dict[str, float] = field(default_factory=dict)
-    kind: str = ""  # which drafter of a chain made it: "model", "suffix" ("" when empty)
-    match_len: int = 0  # suffix drafts: tokens of context matched
+    match_len: int = 0  # suffix proposals: tokens of context matched
 
 
-class Drafter(Protocol):
-    # Acceptance this kind of drafter usually reaches (the controller explores it only where
-    # it would pay at this rate; 1.0: wherever a perfect draft would pay).
+NO_DRAFT = Draft([])
+
+
+class Proposer(Protocol):
+    """A draft model reading the context, in the target's vocabulary or through text."""
+
     typical_acceptance: float
 
     def propose(
-        self,
-        context: Sequence[int],
-        n: int,
-        settings: GenerationSettings,
+        self, context: Sequence[int], n: int, settings: GenerationSettings,
         rng: np.random.Generator,
     ) -> Draft:
-        """Propose up to n tokens that follow `context` (all target token ids so far)."""
+        """Up to n tokens that follow `context` (all target token ids so far)."""
         ...
 
     def reset(self) -> None:
@@ -117,13 +129,10 @@ class ModelDrafter:
         m = self.model
         tokens: list[int] = []
         dists: list[np.ndarray] | None = None if settings.greedy else []
-        stopped = False
-        room = m.n_ctx - len(m.tokens)
-        n = min(n, room)
+        n = min(n, m.n_ctx - len(m.tokens))
         for i in range(n):
             row = m.logits(-1)
             if self.p_min > 0 and top_probability(row) < self.p_min:
-                stopped = True
                 break
             if dists is None:
                 token = greedy(row)
@@ -136,101 +145,116 @@ class ModelDrafter:
                 break  # nothing follows the end of the reply
             if i + 1 < n:
                 m.decode([token], logits="last")
-        t2 = time.perf_counter()
         return Draft(
             tokens,
             dists,
-            draft_s=t2 - t1,
+            draft_s=time.perf_counter() - t1,
             catchup_s=t1 - t0,
             catchup_tokens=caught_up,
-            stopped_early=stopped,
         )
 
 
-class LookupDrafter:
-    """Prompt lookup: find the latest earlier occurrence of the context's last n-gram and propose
-    what followed it. No model; shines when the reply repeats the prompt (edits, code)."""
+class PacedModelDrafter:
+    """The draft model in the chain: a proposer (same vocabulary or cross-vocabulary) and the
+    controller that decides each round how many tokens it drafts, if any."""
 
-    typical_acceptance = 1.0
+    kind = DrafterKind.MODEL
 
-    def __init__(self, ngram_max: int = 4, ngram_min: int = 1) -> None:
-        self.ngram_max = ngram_max
-        self.ngram_min = ngram_min
+    def __init__(self, proposer: Proposer, controller: DraftLengthController) -> None:
+        self.proposer = proposer
+        self.controller = controller
+        self.counters = DrafterCounters()
 
-    def reset(self) -> None:
-        pass
-
-    def lag(self, context: Sequence[int]) -> int:
-        return 0
-
-    def prepare(self, prompt: Sequence[int]) -> None:
-        pass
-
-    def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
-        pass
-
-    def propose(
-        self,
-        context: Sequence[int],
-        n: int,
-        settings: GenerationSettings,
+    def draft(
+        self, context: Sequence[int], limit: int, settings: GenerationSettings,
         rng: np.random.Generator,
     ) -> Draft:
-        t0 = time.perf_counter()
-        tokens = lookup(context, n, self.ngram_max, self.ngram_min)
-        return Draft(tokens, None, draft_s=time.perf_counter() - t0)
+        k = self.controller.next_k(limit, lag=lambda: self.proposer.lag(context))
+        if k <= 0:
+            return NO_DRAFT
+        draft = self.proposer.propose(context, k, settings, rng)
+        # Catching up on the last round's 1-2 tokens is part of every round's draft cost;
+        # catching up after speculation was off is not (charge 2 tokens' worth).
+        steady = min(1.0, 2 / max(draft.catchup_tokens, 1))
+        draft.tokens = draft.tokens[:k]
+        draft.kind = self.kind
+        draft.paused_s = draft.catchup_s * (1 - steady)
+        draft.draft_s += draft.catchup_s * steady
+        return draft
+
+    def expected_rate(self, limit: int) -> float:
+        return self.controller.expected_rate(limit)
+
+    def accept(self, draft: Draft, accepted: int, round_s: float) -> None:
+        self.counters.accept(len(draft.tokens), accepted, draft.draft_s + draft.paused_s)
+        self.controller.record(
+            drafted=len(draft.tokens),
+            accepted=accepted,
+            draft_s=draft.draft_s,
+            round_s=round_s,
+            catchup_s=draft.catchup_s,
+            catchup_tokens=draft.catchup_tokens,
+        )
+
+    def idle(self, round_s: float) -> None:
+        self.controller.idle(round_s)
 
 
-def lookup(context: Sequence[int], n: int, ngram_max: int, ngram_min: int) -> list[int]:
-    arr = np.asarray(context, dtype=np.int64)
-    size = arr.shape[0]
-    for g in range(min(ngram_max, size - 1), ngram_min - 1, -1):
-        suffix = arr[size - g :]
-        # candidate starts of an earlier occurrence (the match must end before the suffix starts)
-        starts = np.flatnonzero(arr[: size - g] == suffix[0])
-        for start in starts[::-1]:
-            if start + g <= size - 1 and np.array_equal(arr[start : start + g], suffix):
-                follow = arr[start + g : start + g + n]
-                if follow.size:
-                    return [int(t) for t in follow]
-    return []
-
-
-class ChainDrafter:
+class DrafterChain:
     """Drafters in order of cost, as llama.cpp chains them: each round the suffix drafter's
-    proposal (free to make) when the controller says verifying it pays (and the draft model is
-    not predicted to do better), else the model drafter when the controller says it pays, else
-    nothing (the target alone). Each draft says which drafter made it, so the controller
-    credits the right one."""
+    proposal (free to make) when verifying it pays better than the draft model is expected to,
+    else the draft model when its controller says it pays, else nothing (the target alone)."""
 
-    def __init__(self, suffix: SuffixDrafter | None, model: Drafter | None) -> None:
+    def __init__(
+        self,
+        suffix: SuffixDrafter | None,
+        model: PacedModelDrafter | None,
+        costs: CostModel,
+        adaptive: bool = True,
+        draft_max: int = 8,
+    ) -> None:
         if suffix is None and model is None:
             raise ValueError("a drafter chain needs at least one drafter")
         self.suffix = suffix
         self.model = model
+        self.costs = costs
+        self.adaptive = adaptive
+        self.draft_max = draft_max
 
     @property
-    def typical_acceptance(self) -> float:
-        return self.model.typical_acceptance if self.model is not None else 1.0
+    def drafters(self) -> list[SuffixDrafter | PacedModelDrafter]:
+        return [d for d in (self.suffix, self.model) if d is not None]
+
+    @property
+    def controller(self) -> DraftLengthController | None:
+        return self.model.controller if self.model is not None else None
+
+    # ---- a reply's life ------------------------------------------------------------------------
 
     def reset(self) -> None:
         if self.suffix is not None:
             self.suffix.reset()
         if self.model is not None:
-            self.model.reset()
+            self.model.proposer.reset()
 
     def lag(self, context: Sequence[int]) -> int:
-        return self.model.lag(context) if self.model is not None else 0
+        return self.model.proposer.lag(context) if self.model is not None else 0
+
+    def expects_model_drafts(self) -> bool:
+        """Whether the draft model will likely draft soon (so it reads the prompt now)."""
+        return self.model is not None and self.model.controller.expects_to_draft()
 
     def prepare(self, prompt: Sequence[int]) -> None:
         if self.model is not None:
-            self.model.prepare(prompt)
+            self.model.proposer.prepare(prompt)
 
     def begin(self, prompt: Sequence[int], messages: Sequence[Message] | None) -> None:
         if self.suffix is not None:
             self.suffix.begin(prompt)
         if self.model is not None:
-            self.model.begin(prompt, messages)
+            self.model.proposer.begin(prompt, messages)
+
+    # ---- one round -----------------------------------------------------------------------------
 
     def draft(
         self,
@@ -238,48 +262,104 @@ class ChainDrafter:
         limit: int,
         settings: GenerationSettings,
         rng: np.random.Generator,
-        ctrl: DraftLengthController,
     ) -> Draft:
         """This round's draft of at most `limit` tokens (empty: the target alone)."""
-        limit = min(limit, ctrl.draft_max)
         if limit <= 0:
-            return Draft([])
-        nothing = Draft([])
+            return NO_DRAFT
+        found = NO_DRAFT
         if self.suffix is not None:
-            nothing = self._suffix_draft(context, limit, ctrl)
-            if nothing.tokens:
-                return nothing
-        if self.model is None:
-            return nothing  # (with the match it found, for the record)
-        model = self.model
-        k = ctrl.next_k(limit, lag=lambda: model.lag(context))
-        if k <= 0:
-            return nothing
-        draft = model.propose(context, k, settings, rng)
-        draft.tokens = draft.tokens[:k]
-        draft.kind = "model"
-        return draft
+            found = self._suffix_draft(context, limit)
+            if found.tokens:
+                return found
+        if self.model is not None:
+            return self.model.draft(context, min(limit, self.draft_max), settings, rng)
+        return found  # (with the match it found, for the record)
 
-    def _suffix_draft(
-        self, context: Sequence[int], limit: int, ctrl: DraftLengthController
-    ) -> Draft:
+    def _suffix_draft(self, context: Sequence[int], limit: int) -> Draft:
         assert self.suffix is not None
         t0 = time.perf_counter()
-        proposal = self.suffix.propose(context, limit)
+        cap = MAX_DRAFT if self.adaptive else self.draft_max
+        proposal = self.suffix.propose(context, min(limit, cap))
         n = 0
-        if not ctrl.adaptive:  # fixed setup: verify what the suffix drafter trusts (with a
+        if not self.adaptive:  # fixed setup: verify what the suffix drafter trusts (with a
             # model to fall back on, not a short match)
-            short = self.model is not None and proposal.match_len < SUFFIX_BUCKETS[0]
+            short = self.model is not None and proposal.match_len < BUCKETS[0]
             n = 0 if short else len(proposal.tokens)
         elif proposal.tokens:
-            n, rate = ctrl.suffix_plan(proposal.support, proposal.match_len, limit)
-            if n and self.model is not None and ctrl.model_rate(limit) > rate:
-                n = 0  # the draft model is expected to do better this round
-        ctrl.note_suffix_proposal(proposal.match_len, len(proposal.tokens), n)
+            beat = self.model.expected_rate(limit) if self.model is not None else 0.0
+            n, _ = self.suffix.trust.plan(proposal, limit, self.costs, beat)
+        self.suffix.sent(proposal, n)
         return Draft(
             proposal.tokens[:n],
             None,  # deterministic: sampling verifies it by sample-and-match
+            kind=self.suffix.kind if n else None,
             draft_s=time.perf_counter() - t0,
-            kind="suffix" if n else "",
             match_len=proposal.match_len,
         )
+
+    def after_round(self, draft: Draft, accepted: int, round_s: float) -> None:
+        """The drafter that drafted learns how much the target kept; the others that the round
+        went by without them. round_s excludes a catch-up after a pause."""
+        for drafter in self.drafters:
+            if drafter.kind is draft.kind:
+                drafter.accept(draft, accepted, round_s)
+            else:
+                drafter.idle(round_s)
+
+    # ---- what it learned, kept between runs (learned.py) ---------------------------------------
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "version": SNAPSHOT_VERSION,
+            "costs": self.costs.snapshot(),
+            "model": self.model.controller.snapshot() if self.model is not None else None,
+            "suffix": self.suffix.trust.snapshot() if self.suffix is not None else None,
+        }
+
+    def restore(self, data: Mapping[str, object]) -> bool:
+        """Start from a snapshot; False, and nothing changed, unless every part is readable."""
+        costs, trust = CostModel(), SuffixTrust()
+        model = DraftLengthController(draft_max=self.draft_max)
+        model_data, suffix_data = data.get("model"), data.get("suffix")
+        ok = data.get("version") == SNAPSHOT_VERSION and costs.restore(data.get("costs"))
+        if ok and self.model is not None:
+            ok = isinstance(model_data, Mapping) and model.restore(model_data)
+        if ok and self.suffix is not None:
+            ok = isinstance(suffix_data, Mapping) and trust.restore(suffix_data)
+        if not ok:
+            return False
+        self.costs.restore(data.get("costs"))  # (the chain's own object: its drafters read it)
+        if self.model is not None:
+            self.model.controller.learn_from(model)
+        if self.suffix is not None:
+            self.suffix.trust = trust
+        return True
+
+    def learn_from(self, old: DrafterChain, same_model: bool = True) -> None:
+        """Keep what an earlier chain learned (settings changed between replies): the suffix
+        drafter's trust, and the model's acceptance when the model is the same."""
+        if self.suffix is not None and old.suffix is not None:
+            self.suffix.trust = old.suffix.trust
+        if same_model and self.model is not None and old.model is not None:
+            self.model.controller.learn_from(old.model.controller)
+
+
+def build_chain(
+    spec: SpecSettings,
+    model: Proposer | None,
+    costs: CostModel,
+) -> DrafterChain:
+    """The chain a pair's settings ask for: the suffix drafter (unless switched off), then the
+    draft model's proposer under its own controller."""
+    paced = None
+    if model is not None:
+        controller = DraftLengthController(
+            draft_max=spec.draft_max,
+            adaptive=spec.adaptive,
+            draft_min=spec.draft_min,
+            typical_acceptance=model.typical_acceptance,
+            costs=costs,
+        )
+        paced = PacedModelDrafter(model, controller)
+    suffix = SuffixDrafter() if (spec.suffix or model is None) else None
+    return DrafterChain(suffix, paced, costs, adaptive=spec.adaptive, draft_max=spec.draft_max)

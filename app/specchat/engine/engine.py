@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specchat.engine.adaptive import PROBE_SHARE, DraftLengthController
+from specchat.engine.adaptive import PROBE_SHARE
 from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
 from specchat.engine.context import (
     REFILL_SHARE,
@@ -22,19 +22,27 @@ from specchat.engine.context import (
     drop_prefix,
     prompt_budget,
 )
-from specchat.engine.costs import LoadCosts, measure_load_costs, warm_up
+from specchat.engine.costs import CostModel, LoadCosts, measure_load_costs, warm_up
 from specchat.engine.devices import backend as backend_name
-from specchat.engine.drafting import ChainDrafter, Drafter, ModelDrafter, common_prefix
+from specchat.engine.drafting import (
+    NO_DRAFT,
+    Draft,
+    DrafterChain,
+    ModelDrafter,
+    Proposer,
+    build_chain,
+    common_prefix,
+)
 from specchat.engine.learned import LearnedStore, learned_key
 from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
 from specchat.engine.sampling import distribution, greedy, sample
-from specchat.engine.suffix import SuffixDrafter
 from specchat.engine.template import CHATML, ChatTemplate
 from specchat.engine.textstream import TextStream
 from specchat.engine.threads import SharedThreadpool
 from specchat.engine.types import (
     DoneEvent,
+    DrafterKind,
     DraftMode,
     EngineInfo,
     Event,
@@ -89,32 +97,18 @@ def _open_with_cpu_fallback(
 
 
 @dataclass
-class _Drafted:
-    """What one round drafted, with its timings (for the draft-length controller)."""
-
-    tokens: list[int] = field(default_factory=list)
-    q: list[np.ndarray] | None = None  # the draft's distributions (sampling with a model draft)
-    draft_s: float = 0.0
-    paused_s: float = 0.0  # catching up after speculation was off: not a steady round cost
-    catchup_s: float = 0.0
-    catchup_tokens: int = 0
-    kind: str = ""  # the chain's drafter that made it: "model", "suffix" ("" when empty)
-    match_len: int = 0  # suffix drafts: tokens of context matched
-
-
-@dataclass
 class _Reply:
     """The state of one reply while it is generated."""
 
     settings: GenerationSettings
     rng: np.random.Generator
-    drafter: ChainDrafter | None  # None: the target alone (for this reply)
+    drafter: DrafterChain | None  # None: the target alone (for this reply)
     stats: Stats
     seq: list[int]  # every token so far; the target's cache holds all but the last
     stream: TextStream
     out_ids: list[int] = field(default_factory=list)
     pending: list[tuple[int, Origin]] = field(default_factory=list)  # to emit next
-    draft_kind: str = ""  # which drafter proposed the pending Origin.DRAFT tokens
+    draft_kind: DrafterKind | None = None  # which drafter proposed the pending DRAFT tokens
     finish: str = ""
     t_first: float = 0.0
     notices: list[Event] = field(default_factory=list)  # to say before the next tokens
@@ -175,7 +169,10 @@ class SpeculativeEngine:
             name=target.path.name,
         )
         self._spec = spec
-        self._drafter: ChainDrafter | None = None
+        self._drafter: DrafterChain | None = None
+        # What target passes and drafted tokens cost on this machine: shared by the drafters,
+        # kept across settings changes (costs.CostModel).
+        self.costs = CostModel()
         self._threadpool: SharedThreadpool | None = None
         # Why speculation cannot run with these models at all (said once, at load).
         self._no_speculation = _stateful_reason(target, draft)
@@ -234,16 +231,48 @@ class SpeculativeEngine:
         return self._spec
 
     def set_spec(self, spec: SpecSettings, *, keep_measurements: bool = True) -> None:
-        """Change speculative settings. The draft-length controller keeps what it measured
-        (target costs; draft costs and acceptance for the same drafter) unless told not to."""
+        """Change speculative settings. What was measured and learned is kept (costs, the
+        suffix drafter's trust; the model's acceptance when the mode is the same) unless told
+        not to."""
         if spec.draft_max > MAX_DRAFT:
             raise SpecchatError(f"draft_max must be at most {MAX_DRAFT} (got {spec.draft_max})")
-        if self._no_speculation:
-            self._drafter = None  # the target alone (said at load)
-        elif spec.mode is DraftMode.MODEL:
+        old, same_mode = self._drafter, self._spec.mode is spec.mode
+        if old is None or not keep_measurements:
+            self.costs = CostModel()
+            load = self._load_costs
+            self.costs.seed(load.t_verify, load.t_draft, load.t_catchup)
+        self._spec = spec
+        self._said_off = False
+        self._drafter = self._build_chain(spec)
+        if self._drafter is None:
+            return
+        if old is not None and keep_measurements:
+            self._drafter.learn_from(old, same_model=same_mode)
+        else:
+            state = self._learned_state(spec)
+            if state is not None:
+                self._drafter.restore(state)
+
+    @property
+    def chain(self) -> DrafterChain | None:
+        """The drafters and what they learned (None: the target alone). A benchmark swaps
+        chains to give each mode its own learning."""
+        return self._drafter
+
+    @chain.setter
+    def chain(self, chain: DrafterChain | None) -> None:
+        self._drafter = chain
+        if chain is not None:
+            self.costs = chain.costs
+
+    def _build_chain(self, spec: SpecSettings) -> DrafterChain | None:
+        """The drafters these settings ask for (None: the target alone)."""
+        if self._no_speculation or spec.mode is DraftMode.NONE:
+            return None  # (why speculation cannot run was said at load)
+        model: Proposer | None = None
+        if spec.mode is DraftMode.MODEL:
             if self.draft_model is None:
                 raise SpecchatError("speculative mode 'model' needs a draft model (--draft PATH)")
-            model: Drafter
             if self._mismatch is not None:
                 if not spec.cross_vocab:
                     raise vocab_mismatch_error(self.target, self.draft_model, self._mismatch)
@@ -252,33 +281,7 @@ class SpeculativeEngine:
                 model = CrossVocabDrafter(self.target, self.draft_model, spec.p_min)
             else:
                 model = ModelDrafter(self.draft_model, spec.p_min)
-            # the chain: copies from the conversation first (free), then the draft model
-            self._drafter = ChainDrafter(SuffixDrafter() if spec.suffix else None, model)
-        elif spec.mode is DraftMode.LOOKUP:
-            self._drafter = ChainDrafter(SuffixDrafter(), None)  # the chain without a model
-        else:
-            self._drafter = None
-        self._said_off = False
-        old = getattr(self, "controller", None)
-        same_drafter = old is not None and self._spec.mode is spec.mode
-        self._spec = spec
-        self.controller = DraftLengthController(
-            draft_max=spec.draft_max if self._drafter else 0,
-            adaptive=spec.adaptive,
-            draft_min=spec.draft_min,
-            typical_acceptance=self._drafter.typical_acceptance if self._drafter else 1.0,
-        )
-        if old is not None and keep_measurements:
-            self.controller.learn_from(old, same_drafter)
-        elif self._drafter is not None:
-            state = self._learned_state(spec)
-            if state is not None:
-                self.controller.restore(state)
-        costs = self._load_costs
-        if spec.mode is DraftMode.MODEL:
-            self.controller.seed(costs.t_verify, costs.t_draft, costs.t_catchup)
-        else:  # prompt lookup drafts for free (or nothing drafts)
-            self.controller.seed(costs.t_verify, 0.0, 0.0)
+        return build_chain(spec, model, self.costs)
 
     # ---- what the controller learned, kept between runs (learned.py) -------------------------
 
@@ -302,9 +305,7 @@ class SpeculativeEngine:
     def _save_learned(self) -> None:
         spec = self._spec
         if spec.learned_path is not None and self._drafter is not None:
-            LearnedStore(spec.learned_path).save(
-                self._learned_key(spec), self.controller.snapshot()
-            )
+            LearnedStore(spec.learned_path).save(self._learned_key(spec), self._drafter.snapshot())
 
     @property
     def info(self) -> EngineInfo:
@@ -475,7 +476,7 @@ class SpeculativeEngine:
         try:
             self._drafter_step(reply, "reading the conversation", "begin", prompt, messages)
             self._sync_prompt(prompt, reply)
-            if reply.drafter is not None and self.controller.expects_to_draft():
+            if reply.drafter is not None and reply.drafter.expects_model_drafts():
                 # the draft reads the prompt too, before the first token
                 self._drafter_step(reply, "reading the prompt", "prepare", prompt)
             reply.pending = [(reply.pick(self.target.logits(-1)), Origin.TARGET)]
@@ -542,7 +543,7 @@ class SpeculativeEngine:
             prompt_tokens=len(prompt),
             cross_vocab=self.cross_vocab and drafter is not None,
             mode=self._spec.mode.value if drafter is not None else DraftMode.NONE.value,
-            draft_max=self.controller.draft_max,
+            draft_max=self._spec.draft_max if drafter is not None else 0,
         )
         return _Reply(
             settings=settings,
@@ -578,7 +579,7 @@ class SpeculativeEngine:
                 break
             reply.out_ids.append(token)
             text = reply.stream.feed(target.piece(token))
-            kind = reply.draft_kind if origin is Origin.DRAFT else ""
+            kind = reply.draft_kind if origin is Origin.DRAFT else None
             events.append(TokenEvent(text, token, origin, drafter=kind))
             if reply.stream.stopped:
                 reply.finish = "stop"
@@ -591,51 +592,36 @@ class SpeculativeEngine:
         return events
 
     def _round(self, reply: _Reply, room: int) -> None:
-        """One round: draft up to k tokens, verify them with the last token in one pass."""
+        """One round: draft, verify the drafts with the last token in one pass, credit."""
         t_round = time.perf_counter()
         try:
-            drafted = self._draft(reply, room)
+            draft = self._draft(reply, room)
         except DecodeAborted:  # a long catch-up of the draft, cancelled: stop after this pass
-            reply.drafter, drafted = None, _Drafted()
+            reply.drafter, draft = None, NO_DRAFT
         t_verify = time.perf_counter()
-        accepted = self._verify(reply, drafted)
+        accepted = self._verify(reply, draft)
         t_end = time.perf_counter()
-        self._record(reply, drafted, accepted, t_end - t_verify, t_end - t_round)
+        self._credit(reply, draft, accepted, t_end - t_verify, t_end - t_round)
 
-    def _draft(self, reply: _Reply, room: int) -> _Drafted:
-        """Ask the drafter chain for as many tokens as the controller thinks pay (suffix
-        drafter first, then the model; none: the target alone)."""
-        drafter, ctrl, seq = reply.drafter, self.controller, reply.seq
-        if drafter is None:
-            return _Drafted()
+    def _draft(self, reply: _Reply, room: int) -> Draft:
+        """Ask the drafter chain for what pays this round (suffix drafter first, then the
+        model; nothing: the target alone)."""
+        if reply.drafter is None:
+            return NO_DRAFT
         limit = min(room, reply.settings.max_tokens - len(reply.out_ids) - 1)
         draft = self._drafter_step(
-            reply, "drafting", "draft", seq, limit, reply.settings, reply.rng, ctrl
+            reply, "drafting", "draft", reply.seq, limit, reply.settings, reply.rng
         )
-        if draft is None or not draft.tokens:
-            return _Drafted()
-        # Catching up on the last round's 1-2 tokens is part of every round's draft cost;
-        # catching up after speculation was off is not (charge 2 tokens' worth).
-        steady = min(1.0, 2 / max(draft.catchup_tokens, 1))
-        return _Drafted(
-            tokens=draft.tokens,
-            q=draft.q,
-            draft_s=draft.draft_s + draft.catchup_s * steady,
-            paused_s=draft.catchup_s * (1 - steady),
-            catchup_s=draft.catchup_s,
-            catchup_tokens=draft.catchup_tokens,
-            kind=draft.kind,
-            match_len=draft.match_len,
-        )
+        return draft if isinstance(draft, Draft) else NO_DRAFT
 
-    def _verify(self, reply: _Reply, drafted: _Drafted) -> int:
+    def _verify(self, reply: _Reply, draft: Draft) -> int:
         """Evaluate [last, d1..dk] in one target pass, keep the agreeing prefix plus the
         target's own token (pending), roll the cache back past the rest. Returns how many
         drafted tokens were accepted."""
         target, settings = self.target, reply.settings
-        known = known_prefix(drafted.tokens, target.n_vocab)
+        known = known_prefix(draft.tokens, target.n_vocab)
         # A token the target lacks (a draft with more ids) ends the draft and is rejected.
-        tokens = drafted.tokens = drafted.tokens[: known + 1]
+        tokens = draft.tokens = draft.tokens[: known + 1]
         n_before = len(target.tokens)
         target.decode([reply.seq[-1], *tokens[:known]], logits="all" if tokens else "last")
         if not tokens:
@@ -644,47 +630,34 @@ class SpeculativeEngine:
         if settings.greedy:
             verdict = verify_greedy(target.logits, tokens)
         else:
-            verdict = verify_sampling(target.logits, tokens, drafted.q, settings, reply.rng)
+            verdict = verify_sampling(target.logits, tokens, draft.q, settings, reply.rng)
         accepted = verdict.accepted
         target.truncate(n_before + 1 + accepted)
         reply.pending = [(t, Origin.DRAFT) for t in tokens[:accepted]]
-        reply.draft_kind = drafted.kind
+        reply.draft_kind = draft.kind
         reply.pending.append((verdict.next_token, Origin.TARGET))
         return accepted
 
-    def _record(
-        self, reply: _Reply, drafted: _Drafted, accepted: int, verify_s: float, round_s: float
+    def _credit(
+        self, reply: _Reply, draft: Draft, accepted: int, verify_s: float, round_s: float
     ) -> None:
-        stats, ctrl = reply.stats, self.controller
+        """What the round cost and kept, to the stats, the cost model and the drafters."""
+        stats = reply.stats
         stats.target_passes += 1
-        stats.drafted += len(drafted.tokens)
-        stats.accepted += accepted
-        if drafted.kind == "suffix":
-            stats.suffix_drafted += len(drafted.tokens)
-            stats.suffix_accepted += accepted
-        elif drafted.kind == "model":
-            stats.model_drafted += len(drafted.tokens)
-            stats.model_accepted += accepted
+        if draft.kind is not None:
+            stats.add_drafts(draft.kind, len(draft.tokens), accepted)
+            stats.draft_max = len(draft.tokens)
         if reply.drafter is None:
             return
-        ctrl.record(
-            drafted=len(drafted.tokens),
-            accepted=accepted,
-            draft_s=drafted.draft_s,
-            verify_s=verify_s,
-            round_s=round_s - drafted.paused_s,
-            catchup_s=drafted.catchup_s,
-            catchup_tokens=drafted.catchup_tokens,
-            kind=drafted.kind or "model",
-            match_len=drafted.match_len,
-        )
-        if drafted.kind == "suffix":
-            stats.draft_max = len(drafted.tokens)
-        else:
-            stats.draft_max = ctrl.last_k if ctrl.adaptive else ctrl.draft_max
+        steady_s = round_s - draft.paused_s  # a catch-up after a pause is no round's cost
+        self.costs.record_pass(len(draft.tokens) + 1, verify_s)
+        rest = steady_s - verify_s - (draft.draft_s if draft.tokens else 0.0)
+        self.costs.record_relative(self.costs.overhead, max(rest, 0.0))
+        reply.drafter.after_round(draft, accepted, steady_s)
 
     def _finish(self, reply: _Reply, cancel: threading.Event | None) -> Iterator[Event]:
-        stats, ctrl, drafter = reply.stats, self.controller, reply.drafter
+        stats, drafter = reply.stats, reply.drafter
+        ctrl = drafter.controller if drafter is not None else None
         if cancel is not None and cancel.is_set() and not reply.finish:
             reply.finish = "cancelled"
         tail = reply.stream.flush()
@@ -694,9 +667,10 @@ class SpeculativeEngine:
         stats.finish_reason = reply.finish
         self._update_rates(stats, reply.t_first)
         self._save_learned()
-        announce = drafter is not None and ctrl.switched_off and not self._said_off
-        self._said_off = drafter is not None and ctrl.switched_off  # say it once, not every reply
-        if announce:
+        switched_off = ctrl is not None and ctrl.switched_off
+        announce = switched_off and not self._said_off
+        self._said_off = switched_off  # say it once, not every reply
+        if announce and ctrl is not None and drafter is not None:
             yield NoticeEvent(
                 f"speculation is off for now: {ctrl.reason()}; it is tried again when a try costs "
                 f"under {PROBE_SHARE:.0%} of the time since the last one"

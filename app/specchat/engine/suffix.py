@@ -9,14 +9,25 @@ then extended backwards from each candidate to its full length (capped at MAX_MA
 How far to trust a match follows SuffixDecoding (Oliaro et al. 2024): its length, and how often
 the same continuation followed equally long matches (support). A proposal runs at most
 ALPHA x match length tokens and stops where fewer than MIN_SUPPORT of the equally good matches
-agree on the next token. The controller (adaptive.py) then decides how many of those tokens are
-worth a batched target pass, from the acceptance this match length has earned so far."""
+agree on the next token. SuffixTrust then decides how many of those tokens are worth a batched
+target pass, from the acceptance this match length has earned so far and what a pass of that
+width costs (costs.CostModel). Proposals are free to make, so they may run to limits.MAX_DRAFT
+tokens, past the draft model's draft_max: a reply that copies a whole function is verified in
+long runs, where a token costs least."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from specchat.engine.adaptive import ACCEPT_DECAY, MARGIN
+from specchat.engine.costs import CostModel, non_negative
+from specchat.engine.types import DrafterCounters, DrafterKind
+
+if TYPE_CHECKING:
+    from specchat.engine.drafting import Draft
 
 SHORT = 2  # n-gram length of the fallback table (a match of at least this many tokens)
 LONG = 6  # n-gram length of the main table
@@ -24,6 +35,11 @@ MAX_MATCH = 64  # a match is not extended backwards further than this
 MAX_CANDIDATES = 16  # most recent earlier occurrences examined per proposal
 ALPHA = 1.5  # a proposal is at most ALPHA x match length tokens
 MIN_SUPPORT = 0.5  # stop where fewer than this share of equally good matches agree
+# Acceptance per match-length bucket (<4, 4-7, 8-15, 16+ tokens matched), starting from a prior
+# worth PRIOR_WEIGHT rounds: a long match in a conversation is usually copied.
+BUCKETS = (4, 8, 16)
+PRIOR = (0.4, 0.85, 0.92, 0.95)
+PRIOR_WEIGHT = 2.0
 
 
 @dataclass(frozen=True)
@@ -157,11 +173,97 @@ def _tail_agrees(indexed: list[int], context: Sequence[int], n: int, window: int
     return n == 0 or n <= window or indexed[0] == context[0]
 
 
+def bucket(match_len: int) -> int:
+    return sum(1 for edge in BUCKETS if match_len >= edge)
+
+
+class SuffixTrust:
+    """How far suffix proposals are trusted: acceptance per match-length bucket (decayed counts
+    over the prior), and what that makes worth verifying at this machine's costs."""
+
+    def __init__(self) -> None:
+        self.succ = [0.0] * len(PRIOR)  # decayed accepted tokens
+        self.fail = [0.0] * len(PRIOR)  # decayed rounds with a rejection
+        # what proposals did, per bucket (reporting, not persisted): proposals, tokens proposed,
+        # proposals verified, tokens verified, tokens accepted
+        self.log = [[0] * 5 for _ in PRIOR]
+
+    def acceptance(self, match_len: int) -> float:
+        """Per-token acceptance suffix drafts of this match length have earned (with the prior)."""
+        b = bucket(match_len)
+        succ = self.succ[b] + PRIOR[b] * PRIOR_WEIGHT
+        fail = self.fail[b] + (1 - PRIOR[b]) * PRIOR_WEIGHT
+        return succ / (succ + fail)
+
+    def plan(
+        self,
+        proposal: SuffixProposal,
+        limit: int,
+        costs: CostModel,
+        beat: float = 0.0,
+    ) -> tuple[int, float]:
+        """How many tokens of a proposal to verify, and the predicted tokens per target-token
+        time: the count with the best predicted rate, 0 unless it beats the target alone by
+        MARGIN (and `beat`, another drafter's expected rate). Token i is expected to be kept
+        with the acceptance the match length has earned times its support."""
+        n_max = min(len(proposal.tokens), limit)
+        if n_max <= 0 or costs.t1 is None:
+            return 0, 0.0
+        a = self.acceptance(proposal.match_len)
+        overhead = costs.overhead.estimate or 0.0
+        # the line through all widths: one noisy pass at some width must not decide
+        best, best_rate = 0, max(MARGIN / (1.0 + overhead), beat)
+        expected = chance = 1.0
+        for n in range(1, n_max + 1):
+            chance *= a * proposal.support[n - 1]
+            expected += chance
+            rate = expected / (costs.verify_ratio(n + 1, smooth=True) + overhead)
+            if rate > best_rate:
+                best, best_rate = n, rate
+        return best, best_rate if best else 0.0
+
+    def note_proposal(self, match_len: int, proposed: int, sent: int) -> None:
+        if proposed:
+            row = self.log[bucket(match_len)]
+            row[0] += 1
+            row[1] += proposed
+            row[2] += 1 if sent else 0
+            row[3] += sent
+
+    def record(self, match_len: int, drafted: int, accepted: int) -> None:
+        b = bucket(match_len)
+        self.log[b][4] += accepted
+        self.succ[b] = self.succ[b] * ACCEPT_DECAY + accepted
+        self.fail[b] = self.fail[b] * ACCEPT_DECAY + (1 if accepted < drafted else 0)
+
+    def snapshot(self) -> dict[str, object]:
+        return {"succ": list(self.succ), "fail": list(self.fail)}
+
+    def restore(self, data: Mapping[str, object]) -> bool:
+        try:
+            succ, fail = data["succ"], data["fail"]
+            if not isinstance(succ, list) or not isinstance(fail, list):
+                raise TypeError("buckets")
+            if len(succ) != len(PRIOR) or len(fail) != len(PRIOR):
+                raise ValueError("bucket count")
+            self.succ = [non_negative(v) for v in succ]
+            self.fail = [non_negative(v) for v in fail]
+        except (KeyError, TypeError, ValueError):
+            return False
+        return True
+
+
 class SuffixDrafter:
-    """Model-free drafting over the conversation: the index follows the context."""
+    """Model-free drafting over the conversation: the index follows the context; the trust
+    decides how much of each proposal is worth a batched pass."""
+
+    kind = DrafterKind.SUFFIX
 
     def __init__(self) -> None:
         self.index = SuffixIndex()
+        self.trust = SuffixTrust()
+        self.counters = DrafterCounters()
+        self._match_len = 0  # of the proposal last sent to verification
 
     def reset(self) -> None:
         self.index.truncate(0)
@@ -172,3 +274,17 @@ class SuffixDrafter:
     def propose(self, context: Sequence[int], n: int) -> SuffixProposal:
         self.index.sync(context, full=False)
         return self.index.propose(n)
+
+    def sent(self, proposal: SuffixProposal, n: int) -> None:
+        """`n` tokens of `proposal` go to verification (0: none)."""
+        self.trust.note_proposal(proposal.match_len, len(proposal.tokens), n)
+        if n:
+            self._match_len = proposal.match_len
+
+    def accept(self, draft: Draft, accepted: int, round_s: float) -> None:
+        """The target kept `accepted` of the proposal last sent."""
+        self.counters.accept(len(draft.tokens), accepted, draft.draft_s)
+        self.trust.record(self._match_len, len(draft.tokens), accepted)
+
+    def idle(self, round_s: float) -> None:
+        pass  # nothing to learn from a round without a proposal

@@ -38,7 +38,9 @@ class SpecSettings:
     """Speculative decoding settings."""
 
     mode: DraftMode = DraftMode.MODEL
-    draft_max: int = 8  # most tokens proposed per target pass (kept well under 32: see README)
+    # most tokens the draft model proposes per target pass; the suffix drafter, whose proposals
+    # cost nothing to make, may propose up to limits.MAX_DRAFT
+    draft_max: int = 8
     draft_min: int = 0  # fewer proposed tokens than this are not worth a batched pass
     # The draft stops early when its top probability falls below p_min. Off by default: the
     # adaptive controller already sizes drafts from measured acceptance, and on a calibrated
@@ -46,8 +48,6 @@ class SpecSettings:
     p_min: float = 0.0
     adaptive: bool = True  # tune draft_max from measured throughput; may switch speculation off
     cross_vocab: bool = False  # allow a draft with another vocabulary (text-level drafting)
-    lookup_ngram_max: int = 4
-    lookup_ngram_min: int = 1
     # Mode "model": try the suffix drafter (copies from the conversation, free) before the draft
     # model each round. False: the draft model alone.
     suffix: bool = True
@@ -77,6 +77,30 @@ class GenerationSettings:
 class Message:
     role: Literal["system", "user", "assistant"]
     content: str
+
+
+class DrafterKind(str, enum.Enum):
+    """The drafters of the chain, in the order they are asked."""
+
+    SUFFIX = "suffix"  # copies what followed an earlier match in the conversation (free)
+    MODEL = "model"  # a GGUF draft model (same vocabulary or cross-vocabulary)
+
+
+@dataclass
+class DrafterCounters:
+    """What one drafter did: proposals sent to verification, tokens in them, tokens the target
+    kept, and seconds spent making them (catch-up included)."""
+
+    proposals: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    draft_s: float = 0.0
+
+    def accept(self, drafted: int, accepted: int, draft_s: float) -> None:
+        self.proposals += 1
+        self.drafted += drafted
+        self.accepted += accepted
+        self.draft_s += draft_s
 
 
 class Origin(str, enum.Enum):
@@ -131,6 +155,13 @@ class Stats:
     mode: str = "none"
     finish_reason: str = ""  # "stop", "length", "cancelled", "context"
 
+    def add_drafts(self, kind: DrafterKind, drafted: int, accepted: int) -> None:
+        """Count one verified draft, in the totals and under its drafter's kind."""
+        self.drafted += drafted
+        self.accepted += accepted
+        setattr(self, f"{kind.value}_drafted", getattr(self, f"{kind.value}_drafted") + drafted)
+        setattr(self, f"{kind.value}_accepted", getattr(self, f"{kind.value}_accepted") + accepted)
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
@@ -148,8 +179,8 @@ class TokenEvent:
     text: str
     token_id: int
     origin: Origin
-    # For Origin.DRAFT: which drafter proposed it, "model" or "suffix" ("" when unknown).
-    drafter: str = ""
+    # For Origin.DRAFT: which drafter proposed it (None when unknown).
+    drafter: DrafterKind | None = None
 
 
 @dataclass(frozen=True)

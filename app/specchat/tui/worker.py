@@ -141,7 +141,8 @@ class Batcher:
         with self._lock:
             if self._first_at is None:
                 self._first_at = time.monotonic()
-            self._tokens.append((event.text, origin_of(event.origin.value, event.drafter)))
+            drafter = event.drafter.value if event.drafter is not None else ""
+            self._tokens.append((event.text, origin_of(event.origin.value, drafter)))
             self.pending.set()
 
     def stats(self, stats: Stats) -> None:
