@@ -62,6 +62,7 @@ class PairChoice:
     offline: bool = False
     draft_max: int | None = None
     draft_min: int | None = None
+    suffix_max: int | None = None
     p_min: float | None = None
     no_adaptive: bool = False
     rpc: str | None = None  # "HOST:PORT[,HOST:PORT...]": the target's layers on RPC servers
@@ -195,6 +196,8 @@ def _spec_overrides(choice: PairChoice, base: SpecSettings) -> SpecSettings:
         spec = dataclasses.replace(spec, draft_max=choice.draft_max)
     if choice.draft_min is not None:
         spec = dataclasses.replace(spec, draft_min=choice.draft_min)
+    if choice.suffix_max is not None:
+        spec = dataclasses.replace(spec, suffix_max=choice.suffix_max)
     if choice.p_min is not None:
         spec = dataclasses.replace(spec, p_min=choice.p_min)
     check_settings(spec=spec, spell="--{flag}")

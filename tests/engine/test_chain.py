@@ -108,6 +108,11 @@ def test_suffix_proposals_run_past_the_models_draft_max() -> None:
     assert d.kind is DrafterKind.SUFFIX and len(d.tokens) == min(MAX_DRAFT, 40)
     assert len(d.tokens) > SpecSettings().draft_max
     assert len(c.draft(ctx, 5, GREEDY, RNG).tokens) == 5  # never past the room left
+    capped = build_chain(SpecSettings(mode=DraftMode.LOOKUP, suffix_max=4), None, cpu_costs())
+    capped.begin(prompt, None)
+    assert capped.suffix is not None
+    capped.suffix.trust = c.suffix.trust
+    assert len(capped.draft(ctx, 100, GREEDY, RNG).tokens) == 4  # --suffix-max
 
 
 def test_without_a_match_the_model_drafts_when_it_pays() -> None:

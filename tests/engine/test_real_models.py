@@ -44,6 +44,7 @@ def engine(target: Path, draft: Path | None, **spec: object) -> SpeculativeEngin
     # equal to one-token logits (README, Exactness; test_batched_logits_equal_one_token_logits).
     s = ModelSettings(path=target, n_ctx=1024, n_threads=1)
     d = ModelSettings(path=draft, n_ctx=1024, n_threads=1) if draft else None
+    spec = {"suffix_max": 4, **spec}  # the suffix drafter's batches too
     return SpeculativeEngine.load(s, d, SpecSettings(mode=mode, **spec))  # type: ignore[arg-type]
 
 

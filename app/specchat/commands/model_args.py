@@ -70,6 +70,11 @@ def add_model_args(parser: argparse.ArgumentParser, generation: bool = True) -> 
         "--draft-min", metavar="K", type=int, help="fewer draft tokens than this are not verified"
     )
     spec.add_argument(
+        "--suffix-max", metavar="K", type=int,
+        help=f"most tokens copied from the conversation per pass (1-{MAX_DRAFT}, default "
+        f"{MAX_DRAFT})",
+    )
+    spec.add_argument(
         "--p-min", metavar="P", type=float, help="draft stops when its confidence drops below P"
     )
     spec.add_argument(

@@ -128,6 +128,7 @@ class PairConfig(BaseModel):
     cross_vocab: Bool = False
     draft_max: Int = Field(default=8, ge=1, le=MAX_DRAFT)
     draft_min: Int = Field(default=0, ge=0, le=MAX_DRAFT)
+    suffix_max: Int = Field(default=MAX_DRAFT, ge=1, le=MAX_DRAFT)
     # 0 = off: the adaptive controller sizes drafts from measured acceptance
     p_min: float = Field(default=0.0, ge=0.0, le=1.0)
     adaptive: Bool = True

@@ -83,6 +83,7 @@ def to_spec_settings(pair: PairConfig) -> SpecSettings:
         mode=DraftMode.MODEL if pair.draft is not None else DraftMode.NONE,
         draft_max=pair.draft_max,
         draft_min=pair.draft_min,
+        suffix_max=pair.suffix_max,
         p_min=pair.p_min,
         adaptive=pair.adaptive,
         cross_vocab=pair.cross_vocab,

@@ -212,6 +212,7 @@ class DrafterChain:
         costs: CostModel,
         adaptive: bool = True,
         draft_max: int = 8,
+        suffix_max: int = MAX_DRAFT,
     ) -> None:
         if suffix is None and model is None:
             raise ValueError("a drafter chain needs at least one drafter")
@@ -220,6 +221,7 @@ class DrafterChain:
         self.costs = costs
         self.adaptive = adaptive
         self.draft_max = draft_max
+        self.suffix_max = suffix_max
 
     @property
     def drafters(self) -> list[SuffixDrafter | PacedModelDrafter]:
@@ -278,8 +280,7 @@ class DrafterChain:
     def _suffix_draft(self, context: Sequence[int], limit: int) -> Draft:
         assert self.suffix is not None
         t0 = time.perf_counter()
-        cap = MAX_DRAFT if self.adaptive else self.draft_max
-        proposal = self.suffix.propose(context, min(limit, cap))
+        proposal = self.suffix.propose(context, min(limit, self.suffix_max))
         n = 0
         if not self.adaptive:  # fixed setup: verify what the suffix drafter trusts (with a
             # model to fall back on, not a short match)
@@ -362,4 +363,5 @@ def build_chain(
         )
         paced = PacedModelDrafter(model, controller)
     suffix = SuffixDrafter() if (spec.suffix or model is None) else None
-    return DrafterChain(suffix, paced, costs, adaptive=spec.adaptive, draft_max=spec.draft_max)
+    return DrafterChain(suffix, paced, costs, adaptive=spec.adaptive, draft_max=spec.draft_max,
+                        suffix_max=spec.suffix_max)

@@ -43,6 +43,7 @@ BOUNDS: dict[str, Bound] = {
     "max_tokens": Bound(1, 1_000_000, integer=True),
     "draft_max": Bound(1, MAX_DRAFT, integer=True),
     "draft_min": Bound(0, MAX_DRAFT, integer=True),
+    "suffix_max": Bound(1, MAX_DRAFT, integer=True),
     "p_min": Bound(0.0, 1.0),
 }
 
@@ -84,7 +85,8 @@ def check_settings(
             max_tokens=generation.max_tokens,
         )
     if spec is not None:
-        values.update(draft_max=spec.draft_max, draft_min=spec.draft_min, p_min=spec.p_min)
+        values.update(draft_max=spec.draft_max, draft_min=spec.draft_min, p_min=spec.p_min,
+                      suffix_max=spec.suffix_max)
     for name, why in _problems(values):
         raise SpecchatError(f"{spell.format(name=name, flag=name.replace('_', '-'))} {why}")
     if spec is not None and spec.draft_min > spec.draft_max:

@@ -38,9 +38,10 @@ class SpecSettings:
     """Speculative decoding settings."""
 
     mode: DraftMode = DraftMode.MODEL
-    # most tokens the draft model proposes per target pass; the suffix drafter, whose proposals
-    # cost nothing to make, may propose up to limits.MAX_DRAFT
-    draft_max: int = 8
+    draft_max: int = 8  # most tokens the draft model proposes per target pass
+    # Most tokens the suffix drafter proposes per pass. Its proposals cost nothing to make, so a
+    # reply that copies a whole function is verified in long runs (limits.MAX_DRAFT).
+    suffix_max: int = 32
     draft_min: int = 0  # fewer proposed tokens than this are not worth a batched pass
     # The draft stops early when its top probability falls below p_min. Off by default: the
     # adaptive controller already sizes drafts from measured acceptance, and on a calibrated
