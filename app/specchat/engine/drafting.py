@@ -14,6 +14,7 @@ import numpy as np
 
 from specchat.engine.adaptive import SUFFIX_BUCKETS, DraftLengthController
 from specchat.engine.llama import LlamaModel
+from specchat.engine.prompt_cache import restore_prefix
 from specchat.engine.sampling import distribution, greedy, sample, top_probability
 from specchat.engine.suffix import SuffixDrafter
 from specchat.engine.types import GenerationSettings, Message
@@ -97,6 +98,7 @@ class ModelDrafter:
         """Evaluate context so that the model's last logits predict the token after it.
         Returns how many tokens that took."""
         m = self.model
+        restore_prefix(m, context)  # a saved state, when it shares more than the cache
         keep = common_prefix(m.tokens, context)
         if keep == len(context):  # all cached, but we need fresh logits for the last one
             keep -= 1
