@@ -51,7 +51,7 @@ def parse_size(value: int | str) -> int:
 
 
 class PromptCacheConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     enabled: bool = True
     memory: int | str = "auto"
