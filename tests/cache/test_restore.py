@@ -139,7 +139,9 @@ def test_chat_switch_restores_from_memory_and_replies_the_same(
     second, _ = reply(engine, chat_a(first.text))
     assert second.stats.restored_prompt_tokens >= first.stats.prompt_tokens
     assert second.token_ids == no_cache_second_turn.token_ids
-    # an edit of the first message: what it still shares comes from the cache
+    # back in chat B, then an edit of chat A's first message: what the edit still shares
+    # with chat A comes from the cache
+    reply(engine, chat_b())
     edited = [Message("user", f"Weather log:\n{DOC}\nWhich station is coldest?")]
     again, _ = reply(engine, edited)
     assert again.stats.restored_prompt_tokens > len(DOC) // 8
