@@ -5,9 +5,7 @@ plus state sizes and save/restore times. Run: PYTHONPATH=app python packaging/pr
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +35,6 @@ def long_chat(turns: int) -> list[Message]:
 
 
 def ttft(engine: SpeculativeEngine, msgs: list[Message]) -> tuple[float, DoneEvent]:
-    t0 = time.perf_counter()
     done = list(engine.chat(msgs, GEN))[-1]
     assert isinstance(done, DoneEvent)
     return done.stats.ttft_ms, done
@@ -96,7 +93,6 @@ def main() -> None:
     restarted_cache = PromptCache(CacheBudget(4 * GIB, 8 * GIB, directory))
     e2 = engine(restarted_cache)
     turn3 = [*turn2, Message("assistant", "Part 4."), Message("user", "Thanks. Summarize.")]
-    t0 = time.perf_counter()
     restart, rdone = ttft(e2, turn3)
     print(f"after a restart (new engine, states from disk): TTFT {restart:.0f} ms, "
           f"{rdone.stats.restored_prompt_tokens} tokens restored")
@@ -105,7 +101,6 @@ def main() -> None:
     shutil.rmtree(directory)
     print(f"ratios: switch/warm {switch / warm:.2f}, restart/warm {restart / warm:.2f}, "
           f"cold/switch {cold / switch:.1f}, cold/restart {cold / restart:.1f}")
-    del t0, dataclasses, sys
 
 
 if __name__ == "__main__":
