@@ -19,6 +19,15 @@ DERIVED = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prompt_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The prompt cache's files go to a folder of this test session, not the user's cache
+    (servers, `ask` and app processes started by tests inherit it)."""
+    path = tmp_path_factory.mktemp("prompt-cache")
+    os.environ["SPECCHAT_PROMPT_CACHE_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def real_models() -> dict[str, Path]:
     """name -> path for "smollm2", "qwen", "gemma" (downloaded once into specchat's cache)."""

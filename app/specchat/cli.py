@@ -13,7 +13,7 @@ from specchat import __version__
 from specchat.errors import SpecchatError
 
 # Each module exposes register(subparsers) and sets a `handler(args) -> int` default.
-COMMAND_MODULES = ("ask", "chat", "serve", "models", "doctor", "bench")
+COMMAND_MODULES = ("ask", "chat", "serve", "models", "cache", "doctor", "bench")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -25,6 +25,7 @@ from specchat.errors import SpecchatError
 
 if TYPE_CHECKING:  # pair_check reads GGUF metadata and sources: imported when a check runs
     from specchat.config.schema import ModelConfig
+    from specchat.engine.prompt_cache import PromptCache
     from specchat.pair_check import PairReport
 
 
@@ -136,11 +137,15 @@ def check_choice(choice: PairChoice) -> PairReport:
     return check_pair(pair, offline=choice.offline)
 
 
-def load_pair(request: ModelRequest) -> ChatEngine:
-    """Load both models of a resolved request (the slow part: seconds, on the caller's thread)."""
+def load_pair(request: ModelRequest, prompt_cache: PromptCache | None = None) -> ChatEngine:
+    """Load both models of a resolved request (the slow part: seconds, on the caller's thread);
+    with a prompt cache, their states are saved and restored through it."""
     from specchat.engine import load_engine
 
-    return load_engine(request.target, request.draft, request.spec, request.chat_template)
+    return load_engine(
+        request.target, request.draft, request.spec, request.chat_template,
+        prompt_cache=prompt_cache,
+    )
 
 
 def _resolve_paths(choice: PairChoice, generation: GenerationSettings) -> ModelRequest:

@@ -116,7 +116,7 @@ def test_a_reply_that_fails_midway_keeps_its_text(monkeypatch, capsys, tmp_path)
 
     engine = _FailsMidway()
     monkeypatch.setattr(ask, "resolve_model_request", lambda args: args)
-    monkeypatch.setattr(ask, "load_pair", lambda request: engine)
+    monkeypatch.setattr(ask, "load_pair", lambda request, prompt_cache=None: engine)
     monkeypatch.setattr(ask.argparse.Namespace, "generation", None, raising=False)
     target = ["--target", str(tmp_path / "t.gguf")]
     assert main(["ask", *target, "hi"]) == 2

@@ -117,6 +117,7 @@ class FakeEngine:
     pause_after: int | None = None  # stop after this many tokens until resume or cancel
     error: str | None = None  # raise SpecchatError(error) instead of replying
     notices: tuple[str, ...] = ()
+    restored: tuple[int, float] = (0, 0.0)  # prompt tokens from the prompt cache, ms saved
     dropped_turns: int = 0
     info_: EngineInfo = field(default_factory=fake_info)
     spec_: SpecSettings = field(default_factory=lambda: SpecSettings(draft_max=4))
@@ -189,6 +190,8 @@ class FakeEngine:
             prompt_ms=self.prompt_ms,
             draft_max=self.spec_.draft_max,
             mode="model",
+            restored_prompt_tokens=self.restored[0],
+            restore_saved_ms=self.restored[1],
         )
         for notice in self.notices:
             yield NoticeEvent(notice, "warning")

@@ -144,3 +144,18 @@ async def test_origin_colours_are_legible_in_dark_and_light_themes() -> None:
                 backgrounds.add(bg)
             assert len(backgrounds) == 2, theme  # the two origins look different
             assert segments[1].style.underline and not segments[0].style.underline
+
+
+async def test_status_bar_says_what_the_prompt_cache_restored(make_app) -> None:
+    engine = FakeEngine(reply=lambda m: scripted(TEXT), restored=(2950, 25_100.0))
+    app = make_app(engine)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "go")
+        live = text_of(screen.query_one("#status-live", Static))
+        assert "2,950 prompt tokens from the cache, saved 25.1 s" in live
+    plain = make_app(FakeEngine(reply=lambda m: scripted(TEXT)))
+    async with plain.run_test(size=(160, 40)) as pilot:
+        screen = await ready(pilot)
+        await send(pilot, "go")
+        assert "cache" not in text_of(screen.query_one("#status-live", Static))

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 from specchat.commands.model_args import add_model_args
+from specchat.config.prompt_cache import open_prompt_cache
 from specchat.engine.types import (
     DoneEvent,
     Event,
@@ -32,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--json", action="store_true", help="print one JSON object with text, token ids, stats"
     )
     p.add_argument("--quiet", action="store_true", help="no stats line on stderr")
+    p.add_argument(
+        "--prompt-cache",
+        action="store_true",
+        help="restore a saved state of a prompt that begins the same way, and save this one "
+        "(config.toml [prompt_cache]; see docs/prompt-cache.md)",
+    )
     p.add_argument("prompt", metavar="PROMPT", help="the prompt ('-' reads standard input)")
     p.set_defaults(handler=run)
 
@@ -52,6 +59,11 @@ def stats_line(stats: Stats) -> str:
         ("model", stats.model_accepted, stats.model_drafted),
     )
     line += "".join(f", {kind} {a / d:.0%} ({a}/{d})" for kind, a, d in kinds if d)
+    if stats.restored_prompt_tokens:
+        line += (
+            f", {stats.restored_prompt_tokens} prompt tokens from the prompt cache "
+            f"(saved {stats.restore_saved_ms / 1000:.1f} s)"
+        )
     return f"[{line}, mode {stats.mode}{' cross-vocab' if stats.cross_vocab else ''}]"
 
 
@@ -82,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if not prompt.strip():
         raise SpecchatError("the prompt is empty")
     request = resolve_model_request(args)
-    engine = load_pair(request)
+    cache = open_prompt_cache() if args.prompt_cache else None
+    engine = load_pair(request, prompt_cache=cache)
     try:
         if not args.quiet:
             for notice in engine.info.notices:
@@ -109,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
                 done = event
     finally:
         engine.close()
+        if cache is not None:
+            cache.close()  # the state's file is written before the process ends
     assert done is not None
     if args.json:
         print(

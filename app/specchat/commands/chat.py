@@ -41,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     keymap, warnings = load_keymap()
     store = ChatStore.open_default()
+    loader = CliLoader(args)
     try:
-        SpecchatApp(store, CliLoader(args), keymap, warnings).run()
+        SpecchatApp(store, loader, keymap, warnings).run()
     finally:
         store.close()
+        loader.close()
     return 0

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from specchat.commands.model_args import add_model_args
+from specchat.config.prompt_cache import open_prompt_cache
 from specchat.errors import SpecchatError
 from specchat.resolve import generation_settings, load_pair, resolve_model_request
 
@@ -41,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY",
         help=f"require Authorization: Bearer KEY (also: {API_KEY_ENV})",
     )
+    p.add_argument(
+        "--no-prompt-cache",
+        action="store_true",
+        help="do not save or restore conversations' model states (config.toml [prompt_cache]; "
+        "see docs/prompt-cache.md)",
+    )
     net.add_argument(
         "--log-level", choices=("warning", "info", "debug"), default="info", help="server log"
     )
@@ -55,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         _warn_if_open(args.host, api_key)
         request = resolve_model_request(args)
-        engine = load_pair(request)
+        cache = None if args.no_prompt_cache else open_prompt_cache()
+        engine = load_pair(request, prompt_cache=cache)
     except BaseException:
         sock.close()
         raise
@@ -71,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         app, log_level=args.log_level, timeout_graceful_shutdown=GRACE_S, lifespan="on"
     )
     _serve(uvicorn, config, sock, on_exit=app.state.api.stop)
+    if cache is not None:
+        cache.close()  # the last replies' states are written before the process ends
     return 0
 
 

@@ -19,6 +19,7 @@ from specchat.engine.adaptive import DraftLengthController
 from specchat.engine.costs import CostModel
 from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.llama import LlamaModel
+from specchat.engine.prompt_cache import restore_prefix
 from specchat.engine.sampling import distribution, greedy, sample, top_probability
 from specchat.engine.suffix import BUCKETS, SuffixDrafter, SuffixTrust
 from specchat.engine.types import (
@@ -109,6 +110,7 @@ class ModelDrafter:
         """Evaluate context so that the model's last logits predict the token after it.
         Returns how many tokens that took."""
         m = self.model
+        restore_prefix(m, context)  # a saved state, when it shares more than the cache
         keep = common_prefix(m.tokens, context)
         if keep == len(context):  # all cached, but we need fresh logits for the last one
             keep -= 1

@@ -36,6 +36,7 @@ from specchat.engine.drafting import (
 from specchat.engine.learned import LearnedStore, learned_key
 from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
+from specchat.engine.prompt_cache import PromptCache, attach, restore_prefix, save_state
 from specchat.engine.sampling import distribution, greedy, sample
 from specchat.engine.template import CHATML, ChatTemplate
 from specchat.engine.textstream import TextStream
@@ -66,8 +67,12 @@ def load_engine(
     spec: SpecSettings,
     chat_template: str | None = None,
     cancel: threading.Event | None = None,
+    prompt_cache: PromptCache | None = None,
 ) -> SpeculativeEngine:
-    return SpeculativeEngine.load(target, draft, spec, chat_template=chat_template, cancel=cancel)
+    engine = SpeculativeEngine.load(target, draft, spec, chat_template=chat_template, cancel=cancel)
+    if prompt_cache is not None:
+        engine.use_prompt_cache(prompt_cache)
+    return engine
 
 
 def _open_with_cpu_fallback(
@@ -173,6 +178,7 @@ class SpeculativeEngine:
         # What target passes and drafted tokens cost on this machine: shared by the drafters,
         # kept across settings changes (costs.CostModel).
         self.costs = CostModel()
+        self._prompt_cache: PromptCache | None = None
         self._threadpool: SharedThreadpool | None = None
         # Why speculation cannot run with these models at all (said once, at load).
         self._no_speculation = _stateful_reason(target, draft)
@@ -333,6 +339,13 @@ class SpeculativeEngine:
                 self._threadpool.free()
                 self._threadpool = None
 
+    def use_prompt_cache(self, cache: PromptCache | None) -> None:
+        """Save both models' states after each reply and restore them before a prompt pass
+        (engine/prompt_cache.py); None: stop."""
+        self._prompt_cache = cache
+        attach(cache, self.target, "target")
+        attach(cache, self.draft_model, "draft")
+
     def reset_cache(self) -> None:
         """Forget both KV caches (the next request evaluates its whole prompt)."""
         self.target.reset()
@@ -441,6 +454,7 @@ class SpeculativeEngine:
         try:
             with self._busy:  # close() waits for a step; no model is freed under it
                 self._prefill(reply, prompt, messages)
+                self._prompt_cache_report(reply)
             reply.t_first = time.perf_counter()
             reply.stats.prompt_ms = (reply.t_first - t_start) * 1000
             reply.stats.ttft_ms = reply.stats.prompt_ms
@@ -557,6 +571,7 @@ class SpeculativeEngine:
     def _sync_prompt(self, prompt: Sequence[int], reply: _Reply) -> None:
         """Prefill: evaluate only the part of the prompt the target's cache does not hold."""
         target = self.target
+        restore_prefix(target, prompt)  # a saved state, when it shares more than the cache
         keep = common_prefix(target.tokens, prompt)
         if keep == len(prompt):
             keep -= 1  # the last token must be evaluated again for its logits
@@ -667,6 +682,8 @@ class SpeculativeEngine:
         stats.finish_reason = reply.finish
         self._update_rates(stats, reply.t_first)
         self._save_learned()
+        self._keep_prompt_states(reply)
+        yield from self._said(reply)
         switched_off = ctrl is not None and ctrl.switched_off
         announce = switched_off and not self._said_off
         self._said_off = switched_off  # say it once, not every reply
@@ -678,6 +695,27 @@ class SpeculativeEngine:
                    if drafter is not None and drafter.suffix is not None else "")
             )
         yield DoneEvent(reply.stream.text, tuple(reply.out_ids), stats)
+
+    def _keep_prompt_states(self, reply: _Reply) -> None:
+        """After a reply: save both caches' states in the prompt cache, if there is one."""
+        if self._prompt_cache is None:
+            return
+        with self._busy:
+            if not self._closing:
+                with contextlib.suppress(DecodeAborted):
+                    save_state(self.target)
+                    save_state(self.draft_model)
+        self._prompt_cache_report(reply)
+
+    def _prompt_cache_report(self, reply: _Reply) -> None:
+        """Credit the reply with what the prompt cache restored; pass on what it must say."""
+        cache = self._prompt_cache
+        if cache is None:
+            return
+        tally = cache.take_tally()
+        reply.stats.restored_prompt_tokens += tally.restored.get("target", 0)
+        reply.stats.restore_saved_ms += tally.saved_ms
+        reply.notices += [NoticeEvent(m, kind="warning") for m in cache.take_notices()]
 
     @staticmethod
     def _update_rates(stats: Stats, t_first: float) -> None:

@@ -9,8 +9,10 @@ import contextlib
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import llama_cpp as lc
 import numpy as np
@@ -28,6 +30,9 @@ from specchat.errors import (
     RpcConnectionError,
     SpecchatError,
 )
+
+if TYPE_CHECKING:
+    from specchat.engine.prompt_cache import ModelSnapshots
 
 GGUF_MAGIC = b"GGUF"
 # Most rows of logits one pass may ask for: verification batches stay well under this
@@ -96,6 +101,12 @@ class LlamaModel:
         # through its runner (see engine/rpc.py and rpc_runner.py).
         self.rpc: RpcPlacement | None = None
         self.remote = ""  # which part is on RPC servers (ModelInfo.remote)
+        # What the context was created with that shapes its KV cache (a saved state's key).
+        self.context_params: dict[str, object] = {}
+        # Prompt processing speed measured on long passes (a restored state's time saved).
+        self.read_ms_per_token = 0.0
+        # The prompt cache this model's states go to and come from (engine/prompt_cache.py).
+        self.snapshots: ModelSnapshots | None = None
 
     # ---- loading ---------------------------------------------------------------------------
 
@@ -174,6 +185,7 @@ class LlamaModel:
                 if s.flash_attn
                 else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
+        self.context_params = _shape_params(cparams)
         ctx = self._call(lc.llama_init_from_model, self._model, cparams)
         if not ctx:
             with contextlib.suppress(RpcConnectionError):
@@ -399,11 +411,14 @@ class LlamaModel:
             abortable = n > ABORTABLE_TOKENS
             if abortable:
                 lc.llama_set_abort_callback(self._ctx, self._abort_cb, None)
+            t0 = time.perf_counter()
             try:
                 self._decode_chunks(tokens, logits)
             finally:
                 if abortable and self._ctx:
                     lc.llama_set_abort_callback(self._ctx, lc.ggml_abort_callback(), None)
+            if abortable:
+                self.read_ms_per_token = (time.perf_counter() - t0) * 1000 / n
 
     def _giving_up(self) -> bool:
         return self._should_abort(None)
@@ -465,6 +480,38 @@ class LlamaModel:
         else:
             self.reset()
 
+    # ---- sequence state (the prompt cache, engine/prompt_cache.py) ---------------------------
+
+    def save_state(self) -> bytearray:
+        """Sequence 0's state (its KV cells) as llama.cpp serializes it; `tokens` says what
+        it holds."""
+        with self._lock:
+            if not self._ctx or self._closing:
+                raise DecodeAborted(f"{self.path.name} is closed")
+            size = self._call(lc.llama_state_seq_get_size, self._ctx, 0)
+            data = bytearray(size)
+            if size:
+                buf = (ctypes.c_uint8 * size).from_buffer(data)
+                n = self._call(lc.llama_state_seq_get_data, self._ctx, buf, size, 0)
+                del buf  # (a live ctypes view would pin the bytearray's size)
+                del data[n:]
+            return data
+
+    def load_state(self, data: bytearray, tokens: Sequence[int]) -> bool:
+        """Replace sequence 0 with a saved state holding `tokens`. False when llama.cpp refuses
+        it (not a state of this model and context); the cache is then empty."""
+        with self._lock:
+            if not self._ctx or self._closing:
+                raise DecodeAborted(f"{self.path.name} is closed")
+            buf = (ctypes.c_uint8 * len(data)).from_buffer(data)
+            n = self._call(lc.llama_state_seq_set_data, self._ctx, buf, len(data), 0)
+            del buf
+            if n == 0 or lc.llama_memory_seq_pos_max(self._mem, 0) + 1 != len(tokens):
+                self.reset()
+                return False
+            self.tokens = list(tokens)
+            return True
+
     def logits(self, row: int = -1) -> np.ndarray:
         """A view of one row of logits from the last decode (valid until the next decode)."""
         if not self._ctx:
@@ -491,6 +538,18 @@ def _load_model(
     if not model:
         rpc.runner.stop()
     return model
+
+
+def _shape_params(cparams: lc.llama_context_params) -> dict[str, object]:
+    """The context parameters that decide what a saved sequence state means."""
+    names = (
+        "n_ctx", "n_batch", "n_ubatch", "n_seq_max", "n_threads", "n_threads_batch",
+        "rope_scaling_type", "pooling_type", "attention_type", "flash_attn_type",
+        "rope_freq_base", "rope_freq_scale", "yarn_ext_factor", "yarn_attn_factor",
+        "yarn_beta_fast", "yarn_beta_slow", "yarn_orig_ctx", "type_k", "type_v",
+        "offload_kqv", "swa_full", "kv_unified",
+    )
+    return {name: getattr(cparams, name) for name in names if hasattr(cparams, name)}
 
 
 def _decode_and_wait(ctx: ctypes.c_void_p, batch: lc.llama_batch) -> int:

@@ -152,6 +152,9 @@ class Stats:
     suffix_accepted: int = 0
     # extra context, outside the fixed names above
     cached_prompt_tokens: int = 0  # prompt tokens reused from the previous turn's KV cache
+    # of those, restored from the prompt cache (a saved state: another chat, a restart...)
+    restored_prompt_tokens: int = 0
+    restore_saved_ms: float = 0.0  # reading time the restores spared (both models), about
     cross_vocab: bool = False
     mode: str = "none"
     finish_reason: str = ""  # "stop", "length", "cancelled", "context"

@@ -88,6 +88,16 @@ def stat_value(key: str, value: object) -> str:
     return num(value, 2 if key == "tokens_per_pass" else 1)
 
 
+def cache_brief(stats: Stats) -> str:
+    """'2,950 prompt tokens from the cache, saved 25.1 s' ('' when nothing was restored)."""
+    if not stats.restored_prompt_tokens:
+        return ""
+    return (
+        f"{stats.restored_prompt_tokens:,} prompt tokens from the cache, "
+        f"saved {stats.restore_saved_ms / 1000:.1f} s"
+    )
+
+
 def summary_line(stats: Stats | Mapping[str, object]) -> str:
     """One line for a finished reply: the headline numbers."""
     s = stats_dict(stats)

@@ -11,12 +11,15 @@ import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, Union
+from typing import TYPE_CHECKING, Protocol, Union
 
 from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import GenerationSettings, ModelSettings, SpecSettings
 from specchat.errors import SpecchatError
 from specchat.pair_check import PairReport
+
+if TYPE_CHECKING:
+    from specchat.engine.prompt_cache import PromptCache
 
 RECENT_MAX = 8  # GGUF pairs kept in the open-model dialog's recent list
 
@@ -109,10 +112,11 @@ def _load_engine(
     spec: SpecSettings,
     chat_template: str | None,
     cancel: threading.Event | None,
+    prompt_cache: PromptCache | None = None,
 ) -> ChatEngine:
     from specchat.engine import load_engine
 
-    return load_engine(target, draft, spec, chat_template, cancel=cancel)
+    return load_engine(target, draft, spec, chat_template, cancel=cancel, prompt_cache=prompt_cache)
 
 
 def _recent_item(item: list[object]) -> ModelFiles:
@@ -133,6 +137,9 @@ class CliLoader:
         self.generation = GenerationSettings()
         self.current: PairRef = None
         self._recent_file = recent_file
+        # one prompt cache for the app's whole run: every pair loaded uses it
+        self._prompt_cache: PromptCache | None = None
+        self._cache_opened = False
 
     def initial_label(self) -> str:
         target = getattr(self.args, "target", None)
@@ -173,7 +180,9 @@ class CliLoader:
         target, draft = leave_a_core(request.target), leave_a_core(request.draft)
         if cancel is not None and cancel.is_set():
             raise SpecchatError("loading was cancelled")
-        engine = _load_engine(target, draft, request.spec, request.chat_template, cancel)
+        engine = _load_engine(
+            target, draft, request.spec, request.chat_template, cancel, self._cache()
+        )
         self.current = (
             pair
             if isinstance(pair, ModelFiles)
@@ -183,6 +192,20 @@ class CliLoader:
         if isinstance(pair, ModelFiles):
             self._remember(pair)
         return engine
+
+    def _cache(self) -> PromptCache | None:
+        """The prompt cache config.toml asks for (a bad [prompt_cache] table fails the load)."""
+        if not self._cache_opened:
+            from specchat.config.prompt_cache import open_prompt_cache
+
+            self._prompt_cache = open_prompt_cache()
+            self._cache_opened = True
+        return self._prompt_cache
+
+    def close(self) -> None:
+        """When the app quits: the states still being written reach the disk."""
+        if self._prompt_cache is not None:
+            self._prompt_cache.close()
 
     def check(self, files: ModelFiles) -> PairReport:
         from specchat.resolve import PairChoice, check_choice
