@@ -16,6 +16,7 @@ import numpy as np
 
 from specchat.engine.adaptive import PROBE_SHARE, DraftLengthController
 from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
+from specchat.engine.constraint import Constraint
 from specchat.engine.context import (
     REFILL_SHARE,
     drop_oldest_turn,
@@ -118,12 +119,19 @@ class _Reply:
     finish: str = ""
     t_first: float = 0.0
     notices: list[Event] = field(default_factory=list)  # to say before the next tokens
+    constraint: Constraint | None = None  # the grammar every target pick follows
 
     def pick(self, logits: np.ndarray) -> int:
-        """The target's own token from one row of logits."""
+        """The target's own token from one row of logits (under the grammar, if any)."""
+        if self.constraint is not None:
+            logits = self.constraint.constrain(logits, self.settings.greedy)
         if self.settings.greedy:
-            return greedy(logits)
-        return sample(distribution(logits, self.settings), self.rng)
+            token = greedy(logits)
+        else:
+            token = sample(distribution(logits, self.settings), self.rng)
+        if self.constraint is not None:
+            self.constraint.accept(token)
+        return token
 
 
 def _stateful_reason(target: LlamaModel, draft: LlamaModel | None) -> str | None:
@@ -544,6 +552,9 @@ class SpeculativeEngine:
             mode=self._spec.mode.value if drafter is not None else DraftMode.NONE.value,
             draft_max=self.controller.draft_max,
         )
+        constraint = None
+        if settings.grammar is not None:
+            constraint = Constraint(self.target.vocab, self.target.n_vocab, settings.grammar)
         return _Reply(
             settings=settings,
             rng=np.random.default_rng(settings.seed),
@@ -551,6 +562,7 @@ class SpeculativeEngine:
             stats=stats,
             seq=list(prompt),
             stream=TextStream(settings.stop),
+            constraint=constraint,
         )
 
     def _sync_prompt(self, prompt: Sequence[int], reply: _Reply) -> None:
@@ -641,10 +653,15 @@ class SpeculativeEngine:
         if not tokens:
             reply.pending = [(reply.pick(target.logits(-1)), Origin.TARGET)]
             return 0
+        rows, constraint = target.logits, reply.constraint
+        if constraint is not None:  # rows masked by the grammar; it keeps only what is kept
+            rows = constraint.trial_rows(rows, tokens, settings.greedy)
         if settings.greedy:
-            verdict = verify_greedy(target.logits, tokens)
+            verdict = verify_greedy(rows, tokens)
         else:
-            verdict = verify_sampling(target.logits, tokens, drafted.q, settings, reply.rng)
+            verdict = verify_sampling(rows, tokens, drafted.q, settings, reply.rng)
+        if constraint is not None:
+            constraint.settle(tokens, verdict.accepted, verdict.next_token)
         accepted = verdict.accepted
         target.truncate(n_before + 1 + accepted)
         reply.pending = [(t, Origin.DRAFT) for t in tokens[:accepted]]

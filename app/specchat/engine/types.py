@@ -67,6 +67,7 @@ class GenerationSettings:
     seed: int | None = None
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
+    grammar: str | None = None  # GBNF every target pick must follow (engine/constraint.py)
 
     @property
     def greedy(self) -> bool:

@@ -1,8 +1,10 @@
 """The OpenAI-compatible API over one engine: a Starlette app.
 
-Routes: POST /v1/chat/completions (JSON or server-sent events), GET /v1/models, GET /health.
-Requests are checked, then queued for the engine's one worker thread (first come, first served);
-events come back through an asyncio queue. A client that goes away cancels its generation."""
+Routes: POST /v1/chat/completions (JSON or server-sent events), GET /v1/models, GET /health,
+and llama.cpp's server's POST /tokenize, POST /detokenize, GET /props. Requests are checked, then
+queued for the engine's one worker thread (first come, first served, at most `max_queue`
+waiting); events come back through an asyncio queue. A client that goes away cancels its
+generation. A stream that waits (its turn, a long prompt) gets SSE comments as keep-alives."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from dataclasses import asdict, dataclass
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -24,11 +28,14 @@ from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.errors import ContextOverflowError, SpecchatError
 from specchat.server import responses as fmt
-from specchat.server.errors import ApiError, bad_request, shutting_down
-from specchat.server.schema import Completion, parse_request
-from specchat.server.worker import EngineWorker, Failure, Item, Job, Skipped
+from specchat.server import vocab
+from specchat.server.errors import ApiError, bad_request, queue_full, shutting_down
+from specchat.server.schema import Completion, load_body, parse_request
+from specchat.server.worker import EngineWorker, Failure, Item, Job, QueueFull, Skipped, chat_job
 
 MAX_BODY_BYTES = 1 << 20  # a 1 MiB request holds far more text than any context we load
+MAX_QUEUE = 64  # requests waiting for their turn; past this, 429 with Retry-After
+KEEPALIVE_S = 5.0  # a stream that waits this long for its next event gets an SSE comment
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,9 @@ class ServerConfig:
     defaults: GenerationSettings  # for fields a request leaves out (the command line's flags)
     api_key: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    max_queue: int = MAX_QUEUE
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API ("*": any)
+    keepalive_s: float = KEEPALIVE_S
 
 
 class Channel:
@@ -58,7 +68,8 @@ class Channel:
 class ApiState:
     def __init__(self, engine: ChatEngine, config: ServerConfig) -> None:
         self.config = config
-        self.worker = EngineWorker(engine)
+        self.engine = engine
+        self.worker = EngineWorker(engine, max_waiting=config.max_queue)
         self.stopping = threading.Event()
 
     def stop(self) -> None:
@@ -83,12 +94,24 @@ def create_app(engine: ChatEngine, config: ServerConfig) -> Starlette:
             await asyncio.to_thread(state.close)
             print("specchat: stopped; models freed", file=sys.stderr, flush=True)
 
+    middleware = []
+    if config.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
     app = Starlette(
         routes=[
             Route("/health", _health, methods=["GET"]),
             Route("/v1/models", _models, methods=["GET"]),
             Route("/v1/chat/completions", _chat_completions, methods=["POST"]),
+            *vocab_routes(),
         ],
+        middleware=middleware,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal},
         lifespan=lifespan,
     )
@@ -115,6 +138,13 @@ def _state(request: Request) -> ApiState:
     return request.app.state.api
 
 
+def _checked(request: Request) -> ApiState:
+    """The state, once the request has shown the API key (when one is set)."""
+    state = _state(request)
+    _check_key(request, state.config)
+    return state
+
+
 async def _health(request: Request) -> Response:
     state = _state(request)
     status = "stopping" if state.stopping.is_set() else "ok"
@@ -123,8 +153,7 @@ async def _health(request: Request) -> Response:
 
 
 async def _models(request: Request) -> Response:
-    state = _state(request)
-    _check_key(request, state.config)
+    state = _checked(request)
     model = {"id": state.config.model, "object": "model", "created": 0, "owned_by": "specchat"}
     return JSONResponse({"object": "list", "data": [model]})
 
@@ -163,13 +192,17 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, f"the request body is larger than {limit} bytes", code="body_too_large")
 
 
+async def read_body(request: Request) -> tuple[ApiState, bytes]:
+    """The checked state and the body (within the size limit)."""
+    state = _checked(request)
+    return state, await _read_body(request, state.config.max_body_bytes)
+
+
 async def _chat_completions(request: Request) -> Response:
-    state = _state(request)
-    _check_key(request, state.config)
-    raw = await _read_body(request, state.config.max_body_bytes)
+    state, raw = await read_body(request)
     completion = parse_request(raw, state.config.defaults)
     channel = Channel()
-    job = _submit(state, completion, channel)
+    job = _submit(state, chat_job(completion.messages, completion.settings, channel.deliver))
     watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
     try:
         return await _respond(state, completion, channel, job)
@@ -180,22 +213,50 @@ async def _chat_completions(request: Request) -> Response:
         watcher.cancel()  # a streaming response watches the connection itself from here on
 
 
-def _submit(state: ApiState, completion: Completion, channel: Channel) -> Job:
-    job = Job(completion.messages, completion.settings, channel.deliver)
-    if state.stopping.is_set() or not state.worker.submit(job):
+def _submit(state: ApiState, job: Job) -> Job:
+    try:
+        taken = not state.stopping.is_set() and state.worker.submit(job)
+    except QueueFull as full:
+        raise queue_full(full.retry_after_s) from None
+    if not taken:
         raise shutting_down()
     return job
 
 
-async def _respond(state: ApiState, completion: Completion, channel: Channel, job: Job) -> Response:
-    """Wait for the job's first batch (its turn, then the prompt pass): an error status if the
-    engine refused it, else the reply as JSON or as a stream."""
-    first = await channel.get()
+async def first_batch(channel: Channel, wait: float | None) -> list[Item] | None:
+    """The job's first batch (its turn, then the prompt pass), an error status if the engine
+    refused it; None when it has not come within `wait` seconds (a stream then starts with
+    keep-alives, and a later refusal is an error event)."""
+    try:
+        first = await asyncio.wait_for(channel.get(), wait)
+    except TimeoutError:
+        return None
     _raise_failure(first[0])
+    return first
+
+
+async def next_batch(channel: Channel, keepalive_s: float) -> AsyncIterator[list[Item] | None]:
+    """A stream's batches; None after each `keepalive_s` without one (time for a comment)."""
+    while True:
+        try:
+            yield await asyncio.wait_for(channel.get(), keepalive_s)
+        except TimeoutError:
+            yield None
+
+
+KEEPALIVE = b": keep-alive\n\n"  # an SSE comment: clients skip it, proxies see traffic
+
+
+async def _respond(state: ApiState, completion: Completion, channel: Channel, job: Job) -> Response:
+    """The reply as JSON or as a stream, or an error status if the engine refused the job
+    (a stream that had to wait longer than the keep-alive period ends with an error event)."""
     ids = fmt.ReplyIds(state.config.model)
     if completion.stream:
-        stream = _stream(first, channel, job, ids, completion)
+        first = await first_batch(channel, state.config.keepalive_s)
+        stream = _stream(first, channel, job, ids, completion, state.config.keepalive_s)
         return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE)
+    first = await first_batch(channel, None)
+    assert first is not None
     done = await _until_done(first, channel)
     return JSONResponse(fmt.completion(ids, done, completion.return_tokens))
 
@@ -238,14 +299,25 @@ async def _until_done(batch: list[Item], channel: Channel) -> DoneEvent:
 
 
 async def _stream(
-    batch: list[Item], channel: Channel, job: Job, ids: fmt.ReplyIds, completion: Completion
+    first: list[Item] | None,
+    channel: Channel,
+    job: Job,
+    ids: fmt.ReplyIds,
+    completion: Completion,
+    keepalive_s: float,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: role, content deltas (a target pass's tokens each), the finish chunk
     (with timings and specchat's stats), the usage chunk if asked, [DONE]. An error mid-stream is
-    one `error` event."""
+    one `error` event; a comment every `keepalive_s` while nothing comes."""
+    batches = next_batch(channel, keepalive_s)
     try:
         yield fmt.sse(fmt.chunk(ids, {"role": "assistant", "content": ""}))
+        batch = first
         while True:
+            if batch is None:
+                yield KEEPALIVE
+                batch = await anext(batches)
+                continue
             text = "".join(item.text for item in batch if isinstance(item, TokenEvent))
             end = [item for item in batch if not isinstance(item, TokenEvent)]
             out = fmt.sse(fmt.chunk(ids, {"content": text})) if text else b""
@@ -254,9 +326,10 @@ async def _stream(
                 return
             if out:
                 yield out
-            batch = await channel.get()
+            batch = await anext(batches)
     finally:
         job.cancel.set()  # the client went away mid-stream: stop generating at once
+        await batches.aclose()
 
 
 def _closing(ids: fmt.ReplyIds, end: Item, completion: Completion) -> list[dict | str]:
@@ -273,3 +346,28 @@ def _closing(ids: fmt.ReplyIds, end: Item, completion: Completion) -> list[dict 
         out.append(fmt.usage_chunk(ids, end))
     out.append("[DONE]")
     return out
+
+
+def vocab_routes() -> list[Route]:
+    return [
+        Route("/tokenize", _tokenize, methods=["POST"]),
+        Route("/detokenize", _detokenize, methods=["POST"]),
+        Route("/props", _props, methods=["GET"]),
+    ]
+
+
+async def _tokenize(request: Request) -> Response:
+    state, raw = await read_body(request)
+    data = load_body(raw)
+    return JSONResponse(await asyncio.to_thread(vocab.tokenize, state.engine, data))
+
+
+async def _detokenize(request: Request) -> Response:
+    state, raw = await read_body(request)
+    data = load_body(raw)
+    return JSONResponse(await asyncio.to_thread(vocab.detokenize, state.engine, data))
+
+
+async def _props(request: Request) -> Response:
+    state = _checked(request)
+    return JSONResponse(vocab.props(state.engine, state.config.model, state.config.defaults))

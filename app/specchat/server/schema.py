@@ -7,6 +7,7 @@ every front end checks against."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +16,46 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from specchat.engine.limits import violation
 from specchat.engine.types import GenerationSettings, Message
 from specchat.server.errors import ApiError, bad_request
+from specchat.server.structured import grammar_for
 
 ROLES = ("system", "user", "assistant")
 ALIASES = {"developer": "system"}  # OpenAI's newer name for the system role
-MAX_STOPS = 4  # as OpenAI
+# llama.cpp's server takes any number of stop strings; each is looked for after every token,
+# so their number is bounded well above what any client sends.
+MAX_STOPS = 1024
+
+
+def _is(*neutral: object) -> Callable[[Any], bool]:
+    return lambda value: any(value == n and type(value) is not bool for n in neutral) or (
+        value is None
+    )
+
+
+# Fields that change the output and that specchat cannot honour: refused unless they hold their
+# neutral value (OpenAI's and llama.cpp's servers' names), never dropped without a word.
+UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "logit_bias": (lambda v: v in (None, {}, []), "an empty object"),
+    "frequency_penalty": (_is(0), "0"),
+    "presence_penalty": (_is(0), "0"),
+    "repeat_penalty": (_is(1), "1"),
+    "repetition_penalty": (_is(1), "1"),
+    "mirostat": (_is(0), "0"),
+    "typical_p": (_is(1), "1"),
+    "tfs_z": (_is(1), "1"),
+    "dry_multiplier": (_is(0), "0"),
+    "xtc_probability": (_is(0), "0"),
+    "top_n_sigma": (_is(-1), "-1"),
+    "dynatemp_range": (_is(0), "0"),
+    "audio": (lambda v: v is None, "null"),
+    "modalities": (lambda v: v in (None, ["text"]), '["text"]'),
+    "functions": (lambda v: v is None, "null (use tools)"),
+    "function_call": (lambda v: v is None, "null (use tool_choice)"),
+    "best_of": (_is(1), "1"),
+    "echo": (lambda v: v in (None, False), "false"),
+    "tools": (lambda v: v in (None, []), "[] (not yet supported)"),
+    "logprobs": (lambda v: v in (None, False), "false (not yet supported)"),
+    "top_logprobs": (_is(0), "0 (not yet supported)"),
+}
 
 
 class ChatMessage(BaseModel):
@@ -46,8 +83,16 @@ class ChatMessage(BaseModel):
 
 
 def _text_part(part: Any) -> str:
-    if not isinstance(part, dict) or part.get("type") != "text":
-        raise ValueError("only text parts ({'type': 'text', 'text': ...}) are supported")
+    if not isinstance(part, dict):
+        raise ValueError("a content part must be an object ({'type': 'text', 'text': ...})")
+    if part.get("type") != "text":
+        kind = part.get("type")
+        raise ValueError(
+            f"{kind!r} parts are not supported: the model reads text only "
+            "({'type': 'text', 'text': ...})"
+            if isinstance(kind, str)
+            else "a content part needs a 'type' ('text')"
+        )
     text = part.get("text")
     if not isinstance(text, str):
         raise ValueError("a text part's 'text' must be a string")
@@ -102,14 +147,35 @@ class Completion:
     return_tokens: bool
 
 
-def parse_request(raw: bytes, defaults: GenerationSettings) -> Completion:
-    """Raise ApiError(400) naming the field at fault."""
+def load_body(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object; ApiError(400) for anything else."""
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise bad_request("the body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, a 5000-digit number...
         raise bad_request(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise bad_request("the body must be a JSON object")
+    return data
+
+
+def refuse_unsupported(data: dict[str, Any]) -> None:
+    """A field that would change the output and that specchat cannot honour is a 400."""
+    for name, (neutral, expected) in UNSUPPORTED.items():
+        if name in data and not neutral(data[name]):
+            raise bad_request(
+                f"{name} is not supported by specchat (it would change the output); "
+                f"leave it out or set it to {expected}",
+                param=name,
+                code="unsupported_field",
+            )
+
+
+def parse_request(raw: bytes, defaults: GenerationSettings) -> Completion:
+    """Raise ApiError(400) naming the field at fault."""
+    data = load_body(raw)
+    refuse_unsupported(data)
     try:
         request = ChatRequest.model_validate(data)
     except ValidationError as exc:
@@ -118,14 +184,16 @@ def parse_request(raw: bytes, defaults: GenerationSettings) -> Completion:
         raise bad_request(f"n must be 1: one choice per request (got {request.n})", param="n")
     return Completion(
         messages=tuple(Message(m.role, m.content) for m in request.messages),  # type: ignore[arg-type]
-        settings=_settings(request, defaults),
+        settings=_settings(request, defaults, grammar_for(data)),
         stream=request.stream,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         return_tokens=request.return_tokens,
     )
 
 
-def _settings(request: ChatRequest, defaults: GenerationSettings) -> GenerationSettings:
+def _settings(
+    request: ChatRequest, defaults: GenerationSettings, grammar: str | None
+) -> GenerationSettings:
     """The request's settings over the server's defaults (its command line's generation flags),
     each checked against specchat.engine.limits."""
     given = {
@@ -153,6 +221,7 @@ def _settings(request: ChatRequest, defaults: GenerationSettings) -> GenerationS
         seed=values.get("seed", defaults.seed),
         max_tokens=values.get("max_tokens", defaults.max_tokens),
         stop=request.stop or defaults.stop,
+        grammar=grammar,
     )
 
 
