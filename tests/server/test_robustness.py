@@ -153,3 +153,15 @@ def test_a_full_queue_is_429_and_a_waiting_stream_gets_keepalives(http):
     assert first["choices"][0]["delta"]["role"] == "assistant"
     assert waiter_lines[1] == ": keep-alive" and waiter_lines[-1] == "data: [DONE]"
     assert http.get("/health").json()["refused_full"] == 1
+
+
+def test_tools_for_a_template_without_tool_support(http):
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    error = _error(
+        http.post("/v1/chat/completions", json={"messages": HELLO, "tools": [tool]}), 400
+    )
+    assert error["code"] == "tools_not_supported" and "has no tool support" in error["message"]
+    none = http.post(
+        "/v1/chat/completions", json={"messages": HELLO, "tools": [tool], "tool_choice": "none"}
+    )
+    assert none.status_code == 200, none.text  # no tools reach the template: nothing lost

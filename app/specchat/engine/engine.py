@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -350,8 +351,11 @@ class SpeculativeEngine:
         with self._busy:  # the tokenizer is the target's: not while closing
             return len(self.tokenize_chat(list(messages)))
 
-    def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
-        text = self.template.render(messages, add_generation_prompt=True)
+    def tokenize_chat(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """The prompt for `messages` (and OpenAI-style `tools`, given to the template)."""
+        text = self.template.render(messages, add_generation_prompt=True, tools=tools)
         tokens = self.target.tokenize(text, add_special=True, parse_special=True)
         bos = self.target.bos
         if len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
@@ -363,12 +367,14 @@ class SpeculativeEngine:
         messages: Sequence[Message],
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Iterator[Event]:
+        """`tools`: OpenAI-style function definitions, rendered by the chat template."""
         with self._busy:  # the template and tokenizer are the target's: not while closing
             if self._closing:
                 yield DoneEvent("", (), Stats(finish_reason="cancelled"))
                 return
-            msgs, prompt, dropped = self._fit_context(list(messages), settings)
+            msgs, prompt, dropped = self._fit_context(list(messages), settings, tools)
         if dropped:
             yield NoticeEvent(
                 f"dropped the {dropped} oldest message{'s' if dropped > 1 else ''} to fit the "
@@ -402,7 +408,10 @@ class SpeculativeEngine:
             yield event
 
     def _fit_context(
-        self, msgs: list[Message], settings: GenerationSettings
+        self,
+        msgs: list[Message],
+        settings: GenerationSettings,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> tuple[list[Message], list[int], int]:
         """Drop the oldest turns when the conversation does not fit. The turns dropped for the
         last request are dropped again first, so the prompt keeps its prefix in the cache; when
@@ -410,15 +419,15 @@ class SpeculativeEngine:
         prefix (instead of re-reading the whole prompt every turn)."""
         n_ctx = self.target.n_ctx
         budget = prompt_budget(n_ctx, settings.max_tokens)
-        prompt = self.tokenize_chat(msgs)
+        prompt = self.tokenize_chat(msgs, tools)
         gone: list[Message] = []
         if len(prompt) > budget and drop_prefix(msgs, self._dropped_before):
             gone = list(self._dropped_before)
-            prompt = self.tokenize_chat(msgs)
+            prompt = self.tokenize_chat(msgs, tools)
         if len(prompt) > budget:
             while len(prompt) > budget * REFILL_SHARE and (turn := drop_oldest_turn(msgs)):
                 gone += turn
-                prompt = self.tokenize_chat(msgs)
+                prompt = self.tokenize_chat(msgs, tools)
         self._dropped_before = gone
         dropped = len(gone)
         if len(prompt) >= n_ctx:

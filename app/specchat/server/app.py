@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import sys
 import threading
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from specchat.engine.constraint import GrammarError
 from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.errors import ContextOverflowError, SpecchatError
@@ -31,6 +33,7 @@ from specchat.server import responses as fmt
 from specchat.server import vocab
 from specchat.server.errors import ApiError, bad_request, queue_full, shutting_down
 from specchat.server.schema import Completion, load_body, parse_request
+from specchat.server.tools import ReplyShape, call_grammar, syntax_of
 from specchat.server.worker import EngineWorker, Failure, Item, Job, QueueFull, Skipped, chat_job
 
 MAX_BODY_BYTES = 1 << 20  # a 1 MiB request holds far more text than any context we load
@@ -69,6 +72,7 @@ class ApiState:
     def __init__(self, engine: ChatEngine, config: ServerConfig) -> None:
         self.config = config
         self.engine = engine
+        self.syntax = syntax_of(engine.template.source)  # how its model writes tool calls
         self.worker = EngineWorker(engine, max_waiting=config.max_queue)
         self.stopping = threading.Event()
 
@@ -200,9 +204,12 @@ async def read_body(request: Request) -> tuple[ApiState, bytes]:
 
 async def _chat_completions(request: Request) -> Response:
     state, raw = await read_body(request)
-    completion = parse_request(raw, state.config.defaults)
+    completion = _with_tools(state, parse_request(raw, state.config.defaults))
     channel = Channel()
-    job = _submit(state, chat_job(completion.messages, completion.settings, channel.deliver))
+    tools = completion.tools.tools if completion.tools else None
+    job = _submit(
+        state, chat_job(completion.messages, completion.settings, channel.deliver, tools)
+    )
     watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
     try:
         return await _respond(state, completion, channel, job)
@@ -211,6 +218,34 @@ async def _chat_completions(request: Request) -> Response:
         raise
     finally:
         watcher.cancel()  # a streaming response watches the connection itself from here on
+
+
+def _with_tools(state: ApiState, completion: Completion) -> Completion:
+    """Tools need a template that renders them; a forced call (tool_choice required or named)
+    is made certain by a grammar of the tools' schemas."""
+    tools = completion.tools
+    if tools is None:
+        return completion
+    template = state.engine.template
+    if not template.supports_tools:
+        raise bad_request(
+            f"the chat template of {state.config.model} has no tool support (it does not "
+            "render tools), so this model cannot be given tools",
+            param="tools",
+            code="tools_not_supported",
+        )
+    if not tools.forced:
+        return completion
+    if completion.settings.grammar is not None:
+        raise bad_request(
+            "a forced tool call (tool_choice) and a response format or grammar cannot be "
+            "combined",
+            param="tool_choice",
+        )
+    grammar = call_grammar(tools, state.syntax)
+    return dataclasses.replace(
+        completion, settings=dataclasses.replace(completion.settings, grammar=grammar)
+    )
 
 
 def _submit(state: ApiState, job: Job) -> Job:
@@ -253,11 +288,27 @@ async def _respond(state: ApiState, completion: Completion, channel: Channel, jo
     ids = fmt.ReplyIds(state.config.model)
     if completion.stream:
         first = await first_batch(channel, state.config.keepalive_s)
-        stream = _stream(first, channel, job, ids, completion, state.config.keepalive_s)
+        shape = _shape(state, completion)
+        stream = _stream(first, channel, job, ids, completion, shape, state.config.keepalive_s)
         return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE)
     first = await first_batch(channel, None)
     assert first is not None
-    done = await _until_done(first, channel)
+    shape = _shape(state, completion)
+    done, events = await _until_done(first, channel)
+    content = shape.content(events)
+    parsed = shape.end()
+    if parsed.calls:
+        message = {
+            "role": "assistant",
+            "content": parsed.content,
+            "tool_calls": fmt.tool_calls(parsed.calls),
+        }
+        return JSONResponse(
+            fmt.completion(ids, done, completion.return_tokens, message, "tool_calls")
+        )
+    if completion.tools is not None:
+        message = {"role": "assistant", "content": content + (parsed.content or "")}
+        return JSONResponse(fmt.completion(ids, done, completion.return_tokens, message))
     return JSONResponse(fmt.completion(ids, done, completion.return_tokens))
 
 
@@ -282,20 +333,39 @@ def _raise_failure(item: Item) -> None:
 def _api_error_for(error: Exception) -> ApiError:
     if isinstance(error, ContextOverflowError):
         return bad_request(str(error), param="messages", code="context_length_exceeded")
+    if isinstance(error, GrammarError):
+        return bad_request(str(error), param="grammar", code="invalid_grammar")
     if isinstance(error, SpecchatError):
         return bad_request(str(error))
     return ApiError(500, f"generation failed: {error}", kind="server_error")
 
 
-async def _until_done(batch: list[Item], channel: Channel) -> DoneEvent:
+async def _until_done(
+    batch: list[Item], channel: Channel
+) -> tuple[DoneEvent, list[TokenEvent]]:
+    """The reply's end and its tokens."""
+    events: list[TokenEvent] = []
     while True:
         for item in batch:
+            if isinstance(item, TokenEvent):
+                events.append(item)
+                continue
             if isinstance(item, DoneEvent):
                 if item.stats.finish_reason == "cancelled":
                     raise shutting_down()  # the client is gone (nobody reads this) or we stop
-                return item
+                return item, events
             _raise_failure(item)
         batch = await channel.get()
+
+
+def _shape(state: ApiState, completion: Completion) -> ReplyShape:
+    target = state.engine.target
+    tools = completion.tools
+    return ReplyShape(
+        state.syntax if tools is not None else None,
+        lambda token: target.token_text(token).decode(errors="replace"),
+        tools.names if tools is not None else (),
+    )
 
 
 async def _stream(
@@ -304,6 +374,7 @@ async def _stream(
     job: Job,
     ids: fmt.ReplyIds,
     completion: Completion,
+    shape: ReplyShape,
     keepalive_s: float,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: role, content deltas (a target pass's tokens each), the finish chunk
@@ -318,11 +389,12 @@ async def _stream(
                 yield KEEPALIVE
                 batch = await anext(batches)
                 continue
-            text = "".join(item.text for item in batch if isinstance(item, TokenEvent))
+            text = shape.content([item for item in batch if isinstance(item, TokenEvent)])
             end = [item for item in batch if not isinstance(item, TokenEvent)]
             out = fmt.sse(fmt.chunk(ids, {"content": text})) if text else b""
             if end:
-                yield out + b"".join(fmt.sse(data) for data in _closing(ids, end[0], completion))
+                closing = _closing(ids, end[0], completion, shape)
+                yield out + b"".join(fmt.sse(data) for data in closing)
                 return
             if out:
                 yield out
@@ -332,8 +404,11 @@ async def _stream(
         await batches.aclose()
 
 
-def _closing(ids: fmt.ReplyIds, end: Item, completion: Completion) -> list[dict | str]:
-    """The events after the last token: the finish, the usage if asked, [DONE]; or an error."""
+def _closing(
+    ids: fmt.ReplyIds, end: Item, completion: Completion, shape: ReplyShape
+) -> list[dict | str]:
+    """The events after the last token: the content held back or the tool calls, the finish,
+    the usage if asked, [DONE]; or an error."""
     if isinstance(end, Skipped) or (
         isinstance(end, DoneEvent) and end.stats.finish_reason == "cancelled"
     ):
@@ -341,7 +416,13 @@ def _closing(ids: fmt.ReplyIds, end: Item, completion: Completion) -> list[dict 
     if isinstance(end, Failure):
         return [_api_error_for(end.error).body()]
     assert isinstance(end, DoneEvent)
-    out: list[dict | str] = [fmt.last_chunk(ids, end)]
+    parsed = shape.end()
+    out: list[dict | str] = []
+    if parsed.calls:
+        out += [fmt.chunk(ids, delta) for delta in fmt.tool_call_deltas(parsed.calls)]
+    elif parsed.content:
+        out.append(fmt.chunk(ids, {"content": parsed.content}))
+    out.append(fmt.last_chunk(ids, end, "tool_calls" if parsed.calls else None))
     if completion.include_usage:
         out.append(fmt.usage_chunk(ids, end))
     out.append("[DONE]")

@@ -9,16 +9,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from specchat.engine.limits import violation
-from specchat.engine.types import GenerationSettings, Message
+from specchat.engine.types import GenerationSettings, Message, ToolCall
 from specchat.server.errors import ApiError, bad_request
 from specchat.server.structured import grammar_for
+from specchat.server.tools import ToolRequest, tool_request
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 ALIASES = {"developer": "system"}  # OpenAI's newer name for the system role
 # llama.cpp's server takes any number of stop strings; each is looked for after every token,
 # so their number is bounded well above what any client sends.
@@ -52,17 +60,54 @@ UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "function_call": (lambda v: v is None, "null (use tool_choice)"),
     "best_of": (_is(1), "1"),
     "echo": (lambda v: v in (None, False), "false"),
-    "tools": (lambda v: v in (None, []), "[] (not yet supported)"),
     "logprobs": (lambda v: v in (None, False), "false (not yet supported)"),
     "top_logprobs": (_is(0), "0 (not yet supported)"),
 }
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCallIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     role: str
-    content: Any  # a string, or a list of {"type": "text", "text": ...} parts
+    content: Any  # a string, a list of {"type": "text", "text": ...} parts, or null (calls)
+    tool_calls: list[ToolCallIn] | None = None  # an assistant message's calls
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _content_or_calls(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.content is None and not self.tool_calls:
+            raise ValueError("content may be null only in an assistant message with tool_calls")
+        return self
+
+    def to_message(self) -> Message:
+        calls = tuple(
+            ToolCall(c.id, c.function.name, c.function.arguments) for c in self.tool_calls or ()
+        )
+        return Message(
+            self.role,  # type: ignore[arg-type]
+            self.content or "",
+            tool_calls=calls,
+            tool_call_id=self.tool_call_id,
+            name=self.name,
+        )
 
     @field_validator("role")
     @classmethod
@@ -74,12 +119,12 @@ class ChatMessage(BaseModel):
 
     @field_validator("content")
     @classmethod
-    def _text(cls, content: Any) -> str:
-        if isinstance(content, str):
+    def _text(cls, content: Any) -> str | None:
+        if content is None or isinstance(content, str):
             return content
         if isinstance(content, list):
             return "".join(_text_part(part) for part in content)
-        raise ValueError("must be a string or a list of text parts")
+        raise ValueError("must be a string, a list of text parts or null")
 
 
 def _text_part(part: Any) -> str:
@@ -141,6 +186,7 @@ class Completion:
     """A checked request, in the engine's terms."""
 
     messages: tuple[Message, ...]
+    tools: ToolRequest | None  # None: no tools, or tool_choice none
     settings: GenerationSettings
     stream: bool
     include_usage: bool
@@ -183,7 +229,8 @@ def parse_request(raw: bytes, defaults: GenerationSettings) -> Completion:
     if request.n != 1:
         raise bad_request(f"n must be 1: one choice per request (got {request.n})", param="n")
     return Completion(
-        messages=tuple(Message(m.role, m.content) for m in request.messages),  # type: ignore[arg-type]
+        messages=tuple(m.to_message() for m in request.messages),
+        tools=tool_request(data),
         settings=_settings(request, defaults, grammar_for(data)),
         stream=request.stream,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),

@@ -59,8 +59,14 @@ def chat_job(
     messages: Sequence[Message],
     settings: GenerationSettings,
     deliver: Callable[[list[Item]], None],
+    tools: Sequence[dict[str, Any]] | None = None,
 ) -> Job:
-    """A reply to a conversation, rendered with the target's chat template."""
+    """A reply to a conversation (and tools), rendered with the target's chat template."""
+    if tools:
+        return Job(
+            lambda engine, cancel: engine.chat(messages, settings, cancel=cancel, tools=tools),
+            deliver,
+        )
     return Job(lambda engine, cancel: engine.chat(messages, settings, cancel=cancel), deliver)
 
 
