@@ -165,3 +165,12 @@ def test_tools_for_a_template_without_tool_support(http):
         "/v1/chat/completions", json={"messages": HELLO, "tools": [tool], "tool_choice": "none"}
     )
     assert none.status_code == 200, none.text  # no tools reach the template: nothing lost
+
+
+def test_fill_in_the_middle_needs_fim_tokens(http):
+    error = _error(http.post("/infill", json={"input_prefix": "def f(", "input_suffix": ")"}), 400)
+    assert error["code"] == "fim_not_supported" and "SmolLM2" in error["message"]
+    suffix = http.post("/v1/completions", json={"prompt": "a", "suffix": "b"})
+    assert _error(suffix, 400)["param"] == "suffix"
+    plain = http.post("/v1/completions", json={"prompt": "Once upon a time"})
+    assert plain.status_code == 200 and plain.json()["choices"][0]["text"]

@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from specchat.engine.drafting import ChainDrafter, Drafter, ModelDrafter, common
 from specchat.engine.learned import LearnedStore, learned_key
 from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
+from specchat.engine.logprobs import token_logprob
 from specchat.engine.sampling import distribution, greedy, sample
 from specchat.engine.suffix import SuffixDrafter
 from specchat.engine.template import CHATML, ChatTemplate
@@ -49,6 +50,7 @@ from specchat.engine.types import (
     SpecSettings,
     Stats,
     TokenEvent,
+    TokenLogprob,
 )
 from specchat.engine.verify import known_prefix, verify_greedy, verify_sampling
 from specchat.errors import ContextOverflowError, GpuOffloadError, LoadCancelled, SpecchatError
@@ -121,6 +123,16 @@ class _Reply:
     t_first: float = 0.0
     notices: list[Event] = field(default_factory=list)  # to say before the next tokens
     constraint: Constraint | None = None  # the grammar every target pick follows
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)  # of `pending`
+
+    def note_logprobs(self, rows: Callable[[int], np.ndarray]) -> None:
+        """When asked for: each pending token's log-probability, from the row that chose or
+        verified it (row i for pending[i]; read before the next pass)."""
+        top = self.settings.logprobs
+        if top is not None:
+            self.pending_logprobs = [
+                token_logprob(rows(i), token, top) for i, (token, _) in enumerate(self.pending)
+            ]
 
     def pick(self, logits: np.ndarray) -> int:
         """The target's own token from one row of logits (under the grammar, if any)."""
@@ -496,6 +508,7 @@ class SpeculativeEngine:
                 # the draft reads the prompt too, before the first token
                 self._drafter_step(reply, "reading the prompt", "prepare", prompt)
             reply.pending = [(reply.pick(self.target.logits(-1)), Origin.TARGET)]
+            reply.note_logprobs(lambda _: self.target.logits(-1))
         except DecodeAborted:
             reply.finish = "cancelled"
 
@@ -592,7 +605,7 @@ class SpeculativeEngine:
         length limit."""
         target, stats = self.target, reply.stats
         events: list[Event] = []
-        for token, origin in reply.pending:
+        for i, (token, origin) in enumerate(reply.pending):
             reply.seq.append(token)
             if target.is_eog(token):
                 reply.finish = "stop"
@@ -600,7 +613,8 @@ class SpeculativeEngine:
             reply.out_ids.append(token)
             text = reply.stream.feed(target.piece(token))
             kind = reply.draft_kind if origin is Origin.DRAFT else ""
-            events.append(TokenEvent(text, token, origin, drafter=kind))
+            logprob = reply.pending_logprobs[i] if reply.pending_logprobs else None
+            events.append(TokenEvent(text, token, origin, drafter=kind, logprob=logprob))
             if reply.stream.stopped:
                 reply.finish = "stop"
                 break
@@ -661,6 +675,7 @@ class SpeculativeEngine:
         target.decode([reply.seq[-1], *tokens[:known]], logits="all" if tokens else "last")
         if not tokens:
             reply.pending = [(reply.pick(target.logits(-1)), Origin.TARGET)]
+            reply.note_logprobs(lambda _: target.logits(-1))
             return 0
         rows, constraint = target.logits, reply.constraint
         if constraint is not None:  # rows masked by the grammar; it keeps only what is kept
@@ -676,6 +691,7 @@ class SpeculativeEngine:
         reply.pending = [(t, Origin.DRAFT) for t in tokens[:accepted]]
         reply.draft_kind = drafted.kind
         reply.pending.append((verdict.next_token, Origin.TARGET))
+        reply.note_logprobs(target.logits)
         return accepted
 
     def _record(

@@ -68,6 +68,7 @@ class GenerationSettings:
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
     grammar: str | None = None  # GBNF every target pick must follow (engine/constraint.py)
+    logprobs: int | None = None  # None: off; k: each token's log-probability and the top k
 
     @property
     def greedy(self) -> bool:
@@ -155,6 +156,14 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """A token's log-probability under the target, and the top tokens' (id, log-probability)."""
+
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class TokenEvent:
     """One emitted token. text may be empty while a multi-byte UTF-8 character is incomplete."""
 
@@ -163,6 +172,7 @@ class TokenEvent:
     origin: Origin
     # For Origin.DRAFT: which drafter proposed it, "model" or "suffix" ("" when unknown).
     drafter: str = ""
+    logprob: TokenLogprob | None = None  # when GenerationSettings.logprobs asks for it
 
 
 @dataclass(frozen=True)

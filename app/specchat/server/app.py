@@ -29,6 +29,7 @@ from specchat.engine.constraint import GrammarError
 from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.errors import ContextOverflowError, SpecchatError
+from specchat.server import completions as text
 from specchat.server import responses as fmt
 from specchat.server import vocab
 from specchat.server.errors import ApiError, bad_request, queue_full, shutting_down
@@ -113,6 +114,10 @@ def create_app(engine: ChatEngine, config: ServerConfig) -> Starlette:
             Route("/health", _health, methods=["GET"]),
             Route("/v1/models", _models, methods=["GET"]),
             Route("/v1/chat/completions", _chat_completions, methods=["POST"]),
+            Route("/v1/completions", _openai_completions, methods=["POST"]),
+            Route("/completion", _llama_completion, methods=["POST"]),
+            Route("/completions", _llama_completion, methods=["POST"]),
+            Route("/infill", _infill, methods=["POST"]),
             *vocab_routes(),
         ],
         middleware=middleware,
@@ -289,27 +294,31 @@ async def _respond(state: ApiState, completion: Completion, channel: Channel, jo
     if completion.stream:
         first = await first_batch(channel, state.config.keepalive_s)
         shape = _shape(state, completion)
-        stream = _stream(first, channel, job, ids, completion, shape, state.config.keepalive_s)
+        piece = state.engine.target.piece
+        stream = _stream(
+            first, channel, job, ids, completion, shape, piece, state.config.keepalive_s
+        )
         return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE)
     first = await first_batch(channel, None)
     assert first is not None
     shape = _shape(state, completion)
     done, events = await _until_done(first, channel)
+    logprobs = fmt.chat_logprobs(events, state.engine.target.piece)
     content = shape.content(events)
     parsed = shape.end()
+    message: dict[str, object] | None = None
     if parsed.calls:
         message = {
             "role": "assistant",
             "content": parsed.content,
             "tool_calls": fmt.tool_calls(parsed.calls),
         }
-        return JSONResponse(
-            fmt.completion(ids, done, completion.return_tokens, message, "tool_calls")
-        )
-    if completion.tools is not None:
+    elif completion.tools is not None:
         message = {"role": "assistant", "content": content + (parsed.content or "")}
-        return JSONResponse(fmt.completion(ids, done, completion.return_tokens, message))
-    return JSONResponse(fmt.completion(ids, done, completion.return_tokens))
+    finish = "tool_calls" if parsed.calls else None
+    return JSONResponse(
+        fmt.completion(ids, done, completion.return_tokens, message, finish, logprobs)
+    )
 
 
 _SSE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -375,6 +384,7 @@ async def _stream(
     ids: fmt.ReplyIds,
     completion: Completion,
     shape: ReplyShape,
+    piece: fmt.Piece,
     keepalive_s: float,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: role, content deltas (a target pass's tokens each), the finish chunk
@@ -389,9 +399,13 @@ async def _stream(
                 yield KEEPALIVE
                 batch = await anext(batches)
                 continue
-            text = shape.content([item for item in batch if isinstance(item, TokenEvent)])
+            tokens = [item for item in batch if isinstance(item, TokenEvent)]
+            text = shape.content(tokens)
+            logprobs = fmt.chat_logprobs(tokens, piece)
             end = [item for item in batch if not isinstance(item, TokenEvent)]
-            out = fmt.sse(fmt.chunk(ids, {"content": text})) if text else b""
+            out = b""
+            if text or logprobs:
+                out = fmt.sse(fmt.chunk(ids, {"content": text}, logprobs=logprobs))
             if end:
                 closing = _closing(ids, end[0], completion, shape)
                 yield out + b"".join(fmt.sse(data) for data in closing)
@@ -452,3 +466,110 @@ async def _detokenize(request: Request) -> Response:
 async def _props(request: Request) -> Response:
     state = _checked(request)
     return JSONResponse(vocab.props(state.engine, state.config.model, state.config.defaults))
+
+
+# ---- text completion and fill-in-the-middle (server/completions.py) ---------------------------
+
+
+async def _openai_completions(request: Request) -> Response:
+    return await _text_completion(request, text.Api.OPENAI)
+
+
+async def _llama_completion(request: Request) -> Response:
+    return await _text_completion(request, text.Api.LLAMA)
+
+
+async def _infill(request: Request) -> Response:
+    return await _text_completion(request, text.Api.INFILL)
+
+
+async def _text_completion(request: Request, api: text.Api) -> Response:
+    state, raw = await read_body(request)
+    req = text.parse_text_request(load_body(raw), state.config.defaults, api)
+    tokens = await asyncio.to_thread(text.prompt_tokens, state.engine.target, req)
+    channel = Channel()
+    job = _submit(
+        state,
+        Job(lambda engine, cancel: engine.generate(tokens, req.settings, cancel), channel.deliver),
+    )
+    watcher = asyncio.create_task(_cancel_on_disconnect(request, job))
+    try:
+        return await _text_respond(state, req, channel, job, len(tokens))
+    except BaseException:
+        job.cancel.set()
+        raise
+    finally:
+        watcher.cancel()
+
+
+async def _text_respond(
+    state: ApiState, req: text.TextRequest, channel: Channel, job: Job, prompt_n: int
+) -> Response:
+    ids = text.reply_ids(state.config.model)
+    piece = state.engine.target.piece
+    if req.stream and not req.warmup:
+        first = await first_batch(channel, state.config.keepalive_s)
+        stream = _text_stream(first, channel, job, ids, req, piece, state.config.keepalive_s)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE)
+    first = await first_batch(channel, None)
+    assert first is not None
+    done, events = await _until_done(first, channel)
+    if req.api is text.Api.OPENAI:
+        return JSONResponse(text.openai_body(ids, done, events, piece))
+    return JSONResponse(text.llama_body(req, state.config.model, done, prompt_n))
+
+
+async def _text_stream(
+    first: list[Item] | None,
+    channel: Channel,
+    job: Job,
+    ids: fmt.ReplyIds,
+    req: text.TextRequest,
+    piece: fmt.Piece,
+    keepalive_s: float,
+) -> AsyncIterator[bytes]:
+    """OpenAI: text_completion chunks, the finish chunk, the usage if asked, [DONE].
+    llama.cpp: {"content", "stop": false} chunks, then its final object (no [DONE])."""
+    batches = next_batch(channel, keepalive_s)
+    offset = 0
+    try:
+        batch = first
+        while True:
+            if batch is None:
+                yield KEEPALIVE
+                batch = await anext(batches)
+                continue
+            tokens = [item for item in batch if isinstance(item, TokenEvent)]
+            delta = "".join(t.text for t in tokens)
+            end = [item for item in batch if not isinstance(item, TokenEvent)]
+            if tokens and req.api is text.Api.OPENAI:
+                yield fmt.sse(text.openai_chunk(ids, delta, tokens, piece, offset))
+            elif tokens:
+                yield fmt.sse(text.llama_chunk(delta, tokens))
+            offset += len(delta)
+            if end:
+                yield b"".join(fmt.sse(data) for data in _text_closing(ids, end[0], req, piece))
+                return
+            batch = await anext(batches)
+    finally:
+        job.cancel.set()
+        await batches.aclose()
+
+
+def _text_closing(
+    ids: fmt.ReplyIds, end: Item, req: text.TextRequest, piece: fmt.Piece
+) -> list[dict | str]:
+    if isinstance(end, Skipped) or (
+        isinstance(end, DoneEvent) and end.stats.finish_reason == "cancelled"
+    ):
+        return [shutting_down().body()]
+    if isinstance(end, Failure):
+        return [_api_error_for(end.error).body()]
+    assert isinstance(end, DoneEvent)
+    if req.api is not text.Api.OPENAI:
+        return [text.llama_body(req, ids.model, end, end.stats.prompt_tokens)]
+    finish = text.openai_chunk(ids, "", (), piece, 0, fmt.finish_reason(end.stats))
+    out: list[dict | str] = [{**finish, **fmt.extras(end)}]
+    if req.include_usage:
+        out.append({**ids.head("text_completion"), "choices": [], "usage": fmt.usage(end.stats)})
+    return [*out, "[DONE]"]

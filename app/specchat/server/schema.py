@@ -6,6 +6,7 @@ every front end checks against."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from specchat.engine.limits import violation
+from specchat.engine.logprobs import MAX_TOP
 from specchat.engine.types import GenerationSettings, Message, ToolCall
 from specchat.server.errors import ApiError, bad_request
 from specchat.server.structured import grammar_for
@@ -60,8 +62,7 @@ UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "function_call": (lambda v: v is None, "null (use tool_choice)"),
     "best_of": (_is(1), "1"),
     "echo": (lambda v: v in (None, False), "false"),
-    "logprobs": (lambda v: v in (None, False), "false (not yet supported)"),
-    "top_logprobs": (_is(0), "0 (not yet supported)"),
+    "n_probs": (_is(0), "0 (use logprobs and top_logprobs)"),
 }
 
 
@@ -150,13 +151,13 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatRequest(BaseModel):
+class SamplingRequest(BaseModel):
+    """The fields every generating endpoint shares."""
+
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    messages: list[ChatMessage] = Field(min_length=1)
     model: str | None = None
     max_tokens: int | None = None
-    max_completion_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None  # llama.cpp's server takes these two as well
@@ -179,6 +180,13 @@ class ChatRequest(BaseModel):
         if len(stops) > MAX_STOPS:
             raise ValueError(f"takes at most {MAX_STOPS} strings (got {len(stops)})")
         return tuple(stops)
+
+
+class ChatRequest(SamplingRequest):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -225,21 +233,33 @@ def parse_request(raw: bytes, defaults: GenerationSettings) -> Completion:
     try:
         request = ChatRequest.model_validate(data)
     except ValidationError as exc:
-        raise _first_error(exc) from None
+        raise first_error(exc) from None
     if request.n != 1:
         raise bad_request(f"n must be 1: one choice per request (got {request.n})", param="n")
+    logprobs = _logprobs(request.logprobs, request.top_logprobs)
     return Completion(
         messages=tuple(m.to_message() for m in request.messages),
         tools=tool_request(data),
-        settings=_settings(request, defaults, grammar_for(data)),
+        settings=dataclasses.replace(
+            settings_for(request, defaults, grammar_for(data)), logprobs=logprobs
+        ),
         stream=request.stream,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         return_tokens=request.return_tokens,
     )
 
 
-def _settings(
-    request: ChatRequest, defaults: GenerationSettings, grammar: str | None
+def _logprobs(wanted: bool, top: int | None) -> int | None:
+    """GenerationSettings.logprobs for OpenAI's chat fields (top_logprobs needs logprobs)."""
+    if top is not None and not 0 <= top <= MAX_TOP:
+        raise bad_request(f"top_logprobs must be in [0, {MAX_TOP}] (got {top})", "top_logprobs")
+    if top and not wanted:
+        raise bad_request("top_logprobs needs logprobs: true", param="top_logprobs")
+    return (top or 0) if wanted else None
+
+
+def settings_for(
+    request: SamplingRequest, defaults: GenerationSettings, grammar: str | None
 ) -> GenerationSettings:
     """The request's settings over the server's defaults (its command line's generation flags),
     each checked against specchat.engine.limits."""
@@ -251,8 +271,9 @@ def _settings(
         "seed": ("seed", request.seed),
         "max_tokens": ("max_tokens", request.max_tokens),
     }
-    if request.max_completion_tokens is not None:  # OpenAI's newer name wins
-        given["max_tokens"] = ("max_completion_tokens", request.max_completion_tokens)
+    newer = getattr(request, "max_completion_tokens", None)
+    if newer is not None:  # OpenAI's newer name wins
+        given["max_tokens"] = ("max_completion_tokens", newer)
     values = {}
     for name, (field, value) in given.items():
         why = violation(name, value)
@@ -272,7 +293,7 @@ def _settings(
     )
 
 
-def _first_error(exc: ValidationError) -> ApiError:
+def first_error(exc: ValidationError) -> ApiError:
     error = exc.errors(include_url=False)[0]
     param = _param(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
