@@ -26,7 +26,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from specchat.engine.constraint import GrammarError
-from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.errors import ContextOverflowError, SpecchatError
 from specchat.server import completions as text
@@ -34,6 +33,7 @@ from specchat.server import responses as fmt
 from specchat.server import vocab
 from specchat.server.errors import ApiError, bad_request, queue_full, shutting_down
 from specchat.server.schema import Completion, load_body, parse_request
+from specchat.server.served import ServedEngine
 from specchat.server.tools import ReplyShape, call_grammar, syntax_of
 from specchat.server.worker import EngineWorker, Failure, Item, Job, QueueFull, Skipped, chat_job
 
@@ -70,7 +70,7 @@ class Channel:
 
 
 class ApiState:
-    def __init__(self, engine: ChatEngine, config: ServerConfig) -> None:
+    def __init__(self, engine: ServedEngine, config: ServerConfig) -> None:
         self.config = config
         self.engine = engine
         self.syntax = syntax_of(engine.template.source)  # how its model writes tool calls
@@ -87,7 +87,7 @@ class ApiState:
         self.worker.close()
 
 
-def create_app(engine: ChatEngine, config: ServerConfig) -> Starlette:
+def create_app(engine: ServedEngine, config: ServerConfig) -> Starlette:
     """The app owns the engine from here on: its shutdown frees the models."""
     state = ApiState(engine, config)
 

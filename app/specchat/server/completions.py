@@ -10,13 +10,14 @@ import dataclasses
 import enum
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp as lc
 from pydantic import ValidationError
 
+from specchat.engine.llama import LlamaModel
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.server import responses as fmt
 from specchat.server.errors import bad_request
@@ -142,7 +143,7 @@ def _logprobs(n: int | None) -> int | None:
 # ---- the prompt's tokens -----------------------------------------------------------------------
 
 
-def prompt_tokens(target: Any, request: TextRequest) -> list[int]:
+def prompt_tokens(target: LlamaModel, request: TextRequest) -> list[int]:
     """The tokens to continue; a FIM prompt needs the vocabulary's FIM tokens (a 400 names the
     model when it has none)."""
     if request.fim is None:
@@ -155,14 +156,14 @@ def prompt_tokens(target: Any, request: TextRequest) -> list[int]:
     return _fim_tokens(target, request)
 
 
-def _checked_ids(target: Any, ids: Sequence[int]) -> list[int]:
+def _checked_ids(target: LlamaModel, ids: Sequence[int]) -> list[int]:
     for i, token in enumerate(ids):
         if not 0 <= token < target.n_vocab:
             raise bad_request(f"prompt[{i}] is not a token id of this model", param="prompt")
     return list(ids)
 
 
-def _fim_tokens(target: Any, request: TextRequest) -> list[int]:
+def _fim_tokens(target: LlamaModel, request: TextRequest) -> list[int]:
     """llama.cpp's server's layout (format_infill): [repo and files] PRE prefix prompt SUF
     suffix MID."""
     assert request.fim is not None
@@ -193,7 +194,9 @@ def _fim_tokens(target: Any, request: TextRequest) -> list[int]:
     return tokens
 
 
-def _repo_tokens(target: Any, extras: Sequence[Extra], text: Any) -> list[int]:
+def _repo_tokens(
+    target: LlamaModel, extras: Sequence[Extra], text: Callable[[str], list[int]]
+) -> list[int]:
     """Other files as context: Qwen2.5-Coder's repository format (<|repo_name|>, then
     <|file_sep|> name, text per file), which needs those tokens in the vocabulary."""
     if not extras:

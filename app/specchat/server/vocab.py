@@ -9,11 +9,12 @@ from typing import Any
 
 from specchat.engine.types import GenerationSettings
 from specchat.server.errors import bad_request
+from specchat.server.served import ServedEngine
 
 MAX_DETOKENIZE = 1 << 20
 
 
-def tokenize(engine: Any, data: dict[str, Any]) -> dict[str, object]:
+def tokenize(engine: ServedEngine, data: dict[str, Any]) -> dict[str, object]:
     """{"content": str, "add_special": bool, "parse_special": bool, "with_pieces": bool}."""
     content = data.get("content")
     if not isinstance(content, str):
@@ -43,7 +44,7 @@ def _piece(data: bytes) -> str | list[int]:
         return list(data)
 
 
-def detokenize(engine: Any, data: dict[str, Any]) -> dict[str, object]:
+def detokenize(engine: ServedEngine, data: dict[str, Any]) -> dict[str, object]:
     """{"tokens": [int, ...]} -> {"content": str}."""
     tokens = data.get("tokens")
     target = engine.target
@@ -58,7 +59,7 @@ def detokenize(engine: Any, data: dict[str, Any]) -> dict[str, object]:
     return {"content": target.detokenize(tokens)}
 
 
-def props(engine: Any, model: str, defaults: GenerationSettings) -> dict[str, object]:
+def props(engine: ServedEngine, model: str, defaults: GenerationSettings) -> dict[str, object]:
     """The subset of llama.cpp's /props that describes this server (one slot, text only)."""
     info = engine.info
     return {
