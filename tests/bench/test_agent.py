@@ -52,10 +52,7 @@ def test_a_short_session_through_the_api(real_models):
         None,
         SpecSettings(mode=DraftMode.LOOKUP, draft_max=4, adaptive=False),
     )
-    try:
-        sessions = run_agent_bench(engine, "qwen", default_modes(engine.spec), 400, functions=2)
-    finally:
-        engine.close()
+    sessions = run_agent_bench(engine, "qwen", default_modes(engine.spec), 400, functions=2)
     alone, chain = report(sessions)["sessions"]
     assert chain["identical"] and alone["generated_tokens"] == chain["generated_tokens"]
     assert chain["acceptance_rate"] > 0 and all(s > 0 for s in chain["turn_seconds"])

@@ -92,6 +92,10 @@ def test_llama_cpp_grammar_and_json_schema_fields(client):
         ({"response_format": {"type": "json_object"}, "grammar": "root ::= \"a\""}, "grammar",
          "not several"),
         ({"json_schema": {"$ref": "#/defs/x"}}, "json_schema", "cannot be turned into a grammar"),
+        ({"json_schema": {"type": "string", "minLength": 10**9}}, "json_schema",
+         "minLength 1000000000 is more than the 4096 repetitions"),
+        ({"json_schema": {"type": "string", "maxLength": 4096}}, "grammar",
+         "exceeds sane defaults"),  # llama.cpp's parser's own limit, in its words
     ],
 )
 def test_unusable_schemas_and_grammars_are_400(http, extra, param, words):

@@ -121,7 +121,8 @@ def run_agent_bench(
     functions: int = len(CONVERSIONS),
 ) -> list[Session]:
     """The session once per mode on the same loaded engine (speculative settings switched
-    between them, the KV cache emptied before each: every mode reads its prompts itself)."""
+    between them, the KV cache emptied before each: every mode reads its prompts itself).
+    The engine is freed at the end."""
     from specchat.server import ServerConfig, create_app
 
     defaults = GenerationSettings(max_tokens=max_tokens)
@@ -195,10 +196,13 @@ def _serving(app: Any) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # lifespan on: stopping the server stops the app's worker thread (and frees the engine)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
+        if not thread.is_alive():
+            raise SpecchatError("agent bench: the in-process server did not start")
         time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -176,11 +176,8 @@ def _run_agent(args: argparse.Namespace) -> int:
     from specchat.engine import load_engine
 
     engine = load_engine(target, draft, request.spec, request.chat_template)
-    try:
-        doc = report(run_agent_bench(engine, request.label, default_modes(request.spec),
-                                     max(args.max_tokens, AGENT_MAX_TOKENS)))
-    finally:
-        engine.close()
+    doc = report(run_agent_bench(engine, request.label, default_modes(request.spec),
+                                 max(args.max_tokens, AGENT_MAX_TOKENS)))
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0

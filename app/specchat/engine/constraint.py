@@ -66,8 +66,9 @@ class Constraint:
                 lc.llama_sampler_free(sampler)
         self._sampler = self._trial = None
 
-    def __del__(self) -> None:
-        self.close()
+    def __del__(self) -> None:  # the reply is over: free the samplers (best effort at exit)
+        with contextlib.suppress(Exception):
+            self.close()
 
     # ---- the target's own pick ---------------------------------------------------------------
 

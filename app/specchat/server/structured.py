@@ -12,6 +12,11 @@ from typing import Any
 from specchat.server.errors import ApiError, bad_request
 
 FIELDS = ("response_format", "grammar", "json_schema")
+# The converter writes a repetition out in full ("x x x ... (x (x)?)?"), and llama.cpp's parser
+# then nests it as deep: counts are bounded (a 10**9 minLength would build gigabytes).
+MAX_REPEAT = 4096
+REPEAT_KEYS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties",
+               "maxProperties", "minContains", "maxContains")
 
 
 def grammar_for(data: dict[str, Any]) -> str | None:
@@ -68,6 +73,7 @@ def schema_grammar(schema: Any, param: str) -> str:
 
     if not isinstance(schema, dict | bool):
         raise bad_request(f"{param}: the JSON schema must be an object", param=param)
+    check_repeats(schema, param)
     try:
         return str(json_schema_to_gbnf(json.dumps(schema)))
     except ApiError:
@@ -79,3 +85,23 @@ def schema_grammar(schema: Any, param: str) -> str:
         raise bad_request(
             f"{param}: the JSON schema cannot be turned into a grammar ({why})", param=param
         ) from None
+
+
+def check_repeats(schema: Any, param: str) -> None:
+    """Refuse repetition counts past MAX_REPEAT anywhere in the schema (walked without
+    recursion: the body's nesting is already bounded, this walk needs no stack of its own)."""
+    todo = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            for key in REPEAT_KEYS:
+                count = node.get(key)
+                if isinstance(count, int | float) and count > MAX_REPEAT:
+                    raise bad_request(
+                        f"{param}: {key} {count} is more than the {MAX_REPEAT} repetitions a "
+                        "grammar can spell out",
+                        param=param,
+                    )
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)

@@ -18,6 +18,7 @@ from typing import Any
 
 from specchat.engine.types import TokenEvent, ToolCall
 from specchat.server.errors import bad_request
+from specchat.server.structured import check_repeats
 
 
 class Syntax(enum.Enum):
@@ -137,6 +138,7 @@ def call_grammar(request: ToolRequest, syntax: Syntax) -> str:
         if request.choice == "required" or tool["function"]["name"] == request.choice
     ]
     schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    check_repeats(schema, "tools")
     try:
         call = json_schema_to_gbnf(json.dumps(schema), prop_order=["name", key])
     except Exception as exc:  # the converter's AssertionError, ValueError...
