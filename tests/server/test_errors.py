@@ -73,7 +73,7 @@ def test_malformed_json(http):
         ({"messages": [{"role": "user"}]}, "messages[0].content", "Field required"),
         ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content", "string"),
         ({"messages": HELLO, "stop": [1]}, "stop", "string"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role", "unknown role"),
+        ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].role", "unknown role"),
         ({"messages": [*HELLO, {"role": "robot", "content": "x"}]}, "messages[1].role", "robot"),
     ],
 )

@@ -16,7 +16,7 @@ from specchat.engine.types import (
     TokenEvent,
 )
 from specchat.errors import SpecchatError
-from specchat.server.worker import EngineWorker, Failure, Job, Skipped
+from specchat.server.worker import EngineWorker, Failure, Job, Skipped, chat_job
 
 
 class GateEngine:
@@ -57,7 +57,7 @@ def _job(text: str) -> tuple[Job, queue.Queue]:
         for item in batch:
             items.put(item)
 
-    return Job((Message("user", text),), GenerationSettings(), deliver), items
+    return chat_job((Message("user", text),), GenerationSettings(), deliver), items
 
 
 def _last(items: queue.Queue) -> object:

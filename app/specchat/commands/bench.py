@@ -16,6 +16,8 @@ from specchat.errors import SpecchatError
 from specchat.resolve import resolve_model_request
 
 BENCH_N_CTX = 2048
+AGENT_N_CTX = 8192  # the agent session resends a 150-line file twice
+AGENT_MAX_TOKENS = 2048  # the edit step writes the whole file back
 MAKE_PAIR_HELP = """\
 Build a calibrated TARGET from a small llama-family DRAFT GGUF: extra full-size transformer blocks,
 copies of the existing ones placed right after the block they copy, whose residual outputs
@@ -37,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("benchmark")
     g.add_argument("--prompt-set", default="chat", metavar="NAME",
                    help="built-in prompts: chat, code, rewrite, long-context, edit, edit-chat "
-                        "(three turns of edits), all (default: chat)")
+                        "(three turns of edits), all (default: chat); agent: a scripted "
+                        "coding-agent session through the API, target alone vs the chain")
     g.add_argument("--prompts", type=Path, metavar="FILE",
                    help='JSONL prompts: {"prompt": "..."} or {"messages": [...]} per line')
     g.add_argument("--system", metavar="TEXT", help="system prompt for every prompt")
@@ -119,6 +122,8 @@ def _prompts(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.prompt_set == "agent" and args.prompts is None:
+        return _run_agent(args)
     if args.rounds < 1:
         raise SpecchatError(f"--rounds must be >= 1 (got {args.rounds})")
     if args.physics_reps < 1:
@@ -184,6 +189,35 @@ def _built_llama_tools() -> Path:
             "--llama-cpp-bin DIR"
         )
     return folder
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    """The agent session through the API (bench/agent.py): target alone vs the chain."""
+    from specchat.bench.agent import default_modes, report, run_agent_bench
+
+    request = resolve_model_request(args)
+    target = request.target
+    if args.n_ctx is None:
+        target = dataclasses.replace(target, n_ctx=AGENT_N_CTX)
+    draft = request.draft
+    if draft is not None and args.n_ctx is None:
+        draft = dataclasses.replace(draft, n_ctx=AGENT_N_CTX)
+    from specchat.engine import load_engine
+
+    engine = load_engine(target, draft, request.spec, request.chat_template)
+    doc = report(run_agent_bench(engine, request.label, default_modes(request.spec),
+                                 max(args.max_tokens, AGENT_MAX_TOKENS)))
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    print(f"specchat bench --prompt-set agent: {request.label}")
+    print(f"{'mode':<20} {'seconds':>8} {'tokens':>7} {'tok/s':>7} {'accept':>7} {'speedup':>8} "
+          "identical  per request (s)")
+    for s in doc["sessions"]:
+        print(f"{s['mode']:<20} {s['seconds']:>8.1f} {s['generated_tokens']:>7} "
+              f"{s['tokens_per_second']:>7.2f} {s['acceptance_rate']:>7.2f} {s['speedup']:>7.2f}x "
+              f"{'yes' if s['identical'] else 'NO':<10} {s['turn_seconds']}")
+    return 0
 
 
 def _check_plot(path: Path) -> None:

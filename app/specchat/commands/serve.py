@@ -20,6 +20,7 @@ from specchat.errors import SpecchatError
 from specchat.resolve import generation_settings, load_pair, resolve_model_request
 
 API_KEY_ENV = "SPECCHAT_API_KEY"
+MAX_QUEUE = 64  # as server.app.MAX_QUEUE (not imported: the serve extra may be missing)
 GRACE_S = 10  # after Ctrl+C, connections still open this long are closed
 
 
@@ -49,6 +50,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "see docs/prompt-cache.md)",
     )
     net.add_argument(
+        "--max-queue",
+        type=int,
+        default=MAX_QUEUE,
+        metavar="N",
+        help=f"requests that may wait for their turn; past it, 429 with Retry-After "
+        f"(default {MAX_QUEUE})",
+    )
+    net.add_argument(
+        "--cors-origins",
+        metavar="ORIGINS",
+        default="",
+        help="comma-separated browser origins allowed to call the API, or * for any "
+        "(default: none, no CORS headers)",
+    )
+    net.add_argument(
         "--log-level", choices=("warning", "info", "debug"), default="info", help="server log"
     )
     p.set_defaults(handler=run)
@@ -57,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     uvicorn = _server_modules()
     defaults = generation_settings(args)  # bad flags end here, before anything loads
+    if args.max_queue < 0:
+        raise SpecchatError(f"--max-queue must be 0 or more (got {args.max_queue})")
+    origins = tuple(o.strip() for o in args.cors_origins.split(",") if o.strip())
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     sock = _listen(args.host, args.port)
     try:
@@ -71,14 +90,21 @@ def run(args: argparse.Namespace) -> int:
 
     for notice in engine.info.notices:
         print(f"specchat: {notice}", file=sys.stderr)
-    app = create_app(engine, ServerConfig(model=request.label, defaults=defaults, api_key=api_key))
+    config = ServerConfig(
+        model=request.label,
+        defaults=defaults,
+        api_key=api_key,
+        max_queue=args.max_queue,
+        cors_origins=origins,
+    )
+    app = create_app(engine, config)
     url = _url(sock)
     print(f"specchat: serving {request.label} at {url}/v1 (Ctrl+C stops)", file=sys.stderr)
     sys.stderr.flush()
-    config = uvicorn.Config(
+    server_config = uvicorn.Config(
         app, log_level=args.log_level, timeout_graceful_shutdown=GRACE_S, lifespan="on"
     )
-    _serve(uvicorn, config, sock, on_exit=app.state.api.stop)
+    _serve(uvicorn, server_config, sock, on_exit=app.state.api.stop)
     if cache is not None:
         cache.close()  # the last replies' states are written before the process ends
     return 0

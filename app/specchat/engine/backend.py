@@ -6,22 +6,40 @@ neither imports the other."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import llama_cpp as lc
 
 _lock = threading.Lock()
 _ready = False
+_captured: list[str] | None = None  # llama.cpp's log lines while captured_log() runs
 
 
 @lc.llama_log_callback
 def _quiet_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    captured = _captured
+    if captured is not None:
+        captured.append(text.decode(errors="replace").strip())
     if os.environ.get("SPECCHAT_LLAMA_LOG"):
         os.write(2, text)
+
+
+@contextlib.contextmanager
+def captured_log() -> Iterator[list[str]]:
+    """llama.cpp's log lines written meanwhile (to say why a call failed); one at a time."""
+    global _captured
+    lines: list[str] = []
+    with _lock:
+        _captured = lines
+        try:
+            yield lines
+        finally:
+            _captured = None
 
 
 def init_backend() -> None:

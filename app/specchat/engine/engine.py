@@ -8,14 +8,16 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from specchat.engine.adaptive import PROBE_SHARE
 from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
+from specchat.engine.constraint import Constraint
 from specchat.engine.context import (
     REFILL_SHARE,
     drop_oldest_turn,
@@ -36,6 +38,7 @@ from specchat.engine.drafting import (
 from specchat.engine.learned import LearnedStore, learned_key
 from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
+from specchat.engine.logprobs import token_logprob
 from specchat.engine.prompt_cache import PromptCache, attach, restore_prefix, save_state
 from specchat.engine.sampling import distribution, greedy, sample
 from specchat.engine.template import CHATML, ChatTemplate
@@ -56,6 +59,7 @@ from specchat.engine.types import (
     SpecSettings,
     Stats,
     TokenEvent,
+    TokenLogprob,
 )
 from specchat.engine.verify import known_prefix, verify_greedy, verify_sampling
 from specchat.errors import ContextOverflowError, GpuOffloadError, LoadCancelled, SpecchatError
@@ -117,12 +121,29 @@ class _Reply:
     finish: str = ""
     t_first: float = 0.0
     notices: list[Event] = field(default_factory=list)  # to say before the next tokens
+    constraint: Constraint | None = None  # the grammar every target pick follows
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)  # of `pending`
+
+    def note_logprobs(self, rows: Callable[[int], np.ndarray]) -> None:
+        """When asked for: each pending token's log-probability, from the row that chose or
+        verified it (row i for pending[i]; read before the next pass)."""
+        top = self.settings.logprobs
+        if top is not None:
+            self.pending_logprobs = [
+                token_logprob(rows(i), token, top) for i, (token, _) in enumerate(self.pending)
+            ]
 
     def pick(self, logits: np.ndarray) -> int:
-        """The target's own token from one row of logits."""
+        """The target's own token from one row of logits (under the grammar, if any)."""
+        if self.constraint is not None:
+            logits = self.constraint.constrain(logits, self.settings.greedy)
         if self.settings.greedy:
-            return greedy(logits)
-        return sample(distribution(logits, self.settings), self.rng)
+            token = greedy(logits)
+        else:
+            token = sample(distribution(logits, self.settings), self.rng)
+        if self.constraint is not None:
+            self.constraint.accept(token)
+        return token
 
 
 def _stateful_reason(target: LlamaModel, draft: LlamaModel | None) -> str | None:
@@ -356,8 +377,11 @@ class SpeculativeEngine:
         with self._busy:  # the tokenizer is the target's: not while closing
             return len(self.tokenize_chat(list(messages)))
 
-    def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
-        text = self.template.render(messages, add_generation_prompt=True)
+    def tokenize_chat(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """The prompt for `messages` (and OpenAI-style `tools`, given to the template)."""
+        text = self.template.render(messages, add_generation_prompt=True, tools=tools)
         tokens = self.target.tokenize(text, add_special=True, parse_special=True)
         bos = self.target.bos
         if len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
@@ -369,12 +393,14 @@ class SpeculativeEngine:
         messages: Sequence[Message],
         settings: GenerationSettings,
         cancel: threading.Event | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Iterator[Event]:
+        """`tools`: OpenAI-style function definitions, rendered by the chat template."""
         with self._busy:  # the template and tokenizer are the target's: not while closing
             if self._closing:
                 yield DoneEvent("", (), Stats(finish_reason="cancelled"))
                 return
-            msgs, prompt, dropped = self._fit_context(list(messages), settings)
+            msgs, prompt, dropped = self._fit_context(list(messages), settings, tools)
         if dropped:
             yield NoticeEvent(
                 f"dropped the {dropped} oldest message{'s' if dropped > 1 else ''} to fit the "
@@ -408,7 +434,10 @@ class SpeculativeEngine:
             yield event
 
     def _fit_context(
-        self, msgs: list[Message], settings: GenerationSettings
+        self,
+        msgs: list[Message],
+        settings: GenerationSettings,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> tuple[list[Message], list[int], int]:
         """Drop the oldest turns when the conversation does not fit. The turns dropped for the
         last request are dropped again first, so the prompt keeps its prefix in the cache; when
@@ -416,15 +445,15 @@ class SpeculativeEngine:
         prefix (instead of re-reading the whole prompt every turn)."""
         n_ctx = self.target.n_ctx
         budget = prompt_budget(n_ctx, settings.max_tokens)
-        prompt = self.tokenize_chat(msgs)
+        prompt = self.tokenize_chat(msgs, tools)
         gone: list[Message] = []
         if len(prompt) > budget and drop_prefix(msgs, self._dropped_before):
             gone = list(self._dropped_before)
-            prompt = self.tokenize_chat(msgs)
+            prompt = self.tokenize_chat(msgs, tools)
         if len(prompt) > budget:
             while len(prompt) > budget * REFILL_SHARE and (turn := drop_oldest_turn(msgs)):
                 gone += turn
-                prompt = self.tokenize_chat(msgs)
+                prompt = self.tokenize_chat(msgs, tools)
         self._dropped_before = gone
         dropped = len(gone)
         if len(prompt) >= n_ctx:
@@ -494,6 +523,7 @@ class SpeculativeEngine:
                 # the draft reads the prompt too, before the first token
                 self._drafter_step(reply, "reading the prompt", "prepare", prompt)
             reply.pending = [(reply.pick(self.target.logits(-1)), Origin.TARGET)]
+            reply.note_logprobs(lambda _: self.target.logits(-1))
         except DecodeAborted:
             reply.finish = "cancelled"
 
@@ -559,6 +589,9 @@ class SpeculativeEngine:
             mode=self._spec.mode.value if drafter is not None else DraftMode.NONE.value,
             draft_max=self._spec.draft_max if drafter is not None else 0,
         )
+        constraint = None
+        if settings.grammar is not None:
+            constraint = Constraint(self.target.vocab, self.target.n_vocab, settings.grammar)
         return _Reply(
             settings=settings,
             rng=np.random.default_rng(settings.seed),
@@ -566,6 +599,7 @@ class SpeculativeEngine:
             stats=stats,
             seq=list(prompt),
             stream=TextStream(settings.stop),
+            constraint=constraint,
         )
 
     def _sync_prompt(self, prompt: Sequence[int], reply: _Reply) -> None:
@@ -587,7 +621,7 @@ class SpeculativeEngine:
         length limit."""
         target, stats = self.target, reply.stats
         events: list[Event] = []
-        for token, origin in reply.pending:
+        for i, (token, origin) in enumerate(reply.pending):
             reply.seq.append(token)
             if target.is_eog(token):
                 reply.finish = "stop"
@@ -595,7 +629,8 @@ class SpeculativeEngine:
             reply.out_ids.append(token)
             text = reply.stream.feed(target.piece(token))
             kind = reply.draft_kind if origin is Origin.DRAFT else None
-            events.append(TokenEvent(text, token, origin, drafter=kind))
+            logprob = reply.pending_logprobs[i] if reply.pending_logprobs else None
+            events.append(TokenEvent(text, token, origin, drafter=kind, logprob=logprob))
             if reply.stream.stopped:
                 reply.finish = "stop"
                 break
@@ -641,16 +676,23 @@ class SpeculativeEngine:
         target.decode([reply.seq[-1], *tokens[:known]], logits="all" if tokens else "last")
         if not tokens:
             reply.pending = [(reply.pick(target.logits(-1)), Origin.TARGET)]
+            reply.note_logprobs(lambda _: target.logits(-1))
             return 0
+        rows, constraint = target.logits, reply.constraint
+        if constraint is not None:  # rows masked by the grammar; it keeps only what is kept
+            rows = constraint.trial_rows(rows, tokens, settings.greedy)
         if settings.greedy:
-            verdict = verify_greedy(target.logits, tokens)
+            verdict = verify_greedy(rows, tokens)
         else:
-            verdict = verify_sampling(target.logits, tokens, draft.q, settings, reply.rng)
+            verdict = verify_sampling(rows, tokens, draft.q, settings, reply.rng)
+        if constraint is not None:
+            constraint.settle(tokens, verdict.accepted, verdict.next_token)
         accepted = verdict.accepted
         target.truncate(n_before + 1 + accepted)
         reply.pending = [(t, Origin.DRAFT) for t in tokens[:accepted]]
         reply.draft_kind = draft.kind
         reply.pending.append((verdict.next_token, Origin.TARGET))
+        reply.note_logprobs(target.logits)
         return accepted
 
     def _credit(

@@ -308,6 +308,11 @@ class LlamaModel:
     # ---- vocabulary --------------------------------------------------------------------------
 
     @property
+    def vocab(self) -> ctypes.c_void_p:
+        """llama.cpp's vocabulary handle (for samplers built over it, e.g. a grammar)."""
+        return self._vocab
+
+    @property
     def vocab_type(self) -> int:
         return lc.llama_vocab_type(self._vocab)
 

@@ -27,7 +27,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, _PassArg
 from jinja2.visitor import NodeTransformer
 
-from specchat.engine.types import Message
+from specchat.engine.types import Message, ToolCall
 from specchat.errors import SpecchatError
 
 # Used when a GGUF carries no template (base models): plain ChatML.
@@ -44,6 +44,14 @@ MAX_INT_BITS = 1 << 16  # integers a template may compute
 MAX_JSON_INDENT = 16
 SYSTEM_JOIN = "\n"  # llama.cpp's separator between the merged system text and the first message
 _PROBE_MARKER = "specchatsystemprobe7f3a"  # letters only: survives trim, title, upper, ...
+_PROBE_TOOL = {  # llama.cpp's probe too: a template that supports tools shows the tool's name
+    "type": "function",
+    "function": {
+        "name": "specchattoolprobe7f3a",
+        "description": "probe",
+        "parameters": {"type": "object", "properties": {"x": {"type": "string"}}},
+    },
+}
 _PRINTF_WIDTHS = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\d*)(?:\.(\d*))?")
 _FORMAT_SPECS = re.compile(r"\{[^{}:]*:([^{}]*)\}")
 
@@ -457,6 +465,7 @@ class ChatTemplate:
         self.name = name
         self._env = _Sandbox()
         self._supports_system: bool | None = None
+        self._supports_tools: bool | None = None
         try:
             self._template = self._env.from_string(source)
         except jinja2.TemplateSyntaxError as exc:
@@ -487,19 +496,45 @@ class ChatTemplate:
                 self._supports_system = False
         return self._supports_system
 
-    def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
-        dicts = [{"role": m.role, "content": m.content} for m in messages]
+    @property
+    def supports_tools(self) -> bool:
+        """Whether tools given to the template show in the prompt (a probe tool's name)."""
+        if self._supports_tools is None:
+            probe = [{"role": "user", "content": "Hello"}]
+            try:
+                shown = self._render(probe, True, [_PROBE_TOOL])
+                self._supports_tools = _PROBE_TOOL["function"]["name"] in shown  # type: ignore[index]
+            except TemplateLimitError:
+                raise
+            except TemplateError:
+                self._supports_tools = False
+        return self._supports_tools
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        add_generation_prompt: bool = True,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> str:
+        """`tools`: OpenAI's function definitions, given to the template as `tools`."""
+        dicts = [_message_dict(m) for m in messages]
         if dicts and dicts[0]["role"] == "system" and not self.supports_system_role:
             dicts = _merge_system(dicts)
-        return self._render(dicts, add_generation_prompt)
+        return self._render(dicts, add_generation_prompt, list(tools) if tools else None)
 
-    def _render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-        chars = sum(len(m["content"]) for m in messages)
+    def _render(
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> str:
+        chars = sum(len(m["content"]) for m in messages) + len(json.dumps(tools or []))
+        chars += sum(len(json.dumps(m["tool_calls"])) for m in messages if "tool_calls" in m)
         max_size = max(MIN_VALUE_CHARS, 4 * chars)
         limits = _Limits(time.monotonic() + RENDER_SECONDS, max_size, BUDGET_FACTOR * max_size)
         self._env.begin(limits)
         try:
-            return self._stream(messages, add_generation_prompt, limits)
+            return self._stream(messages, add_generation_prompt, limits, tools)
         except _Stop as exc:
             raise TemplateLimitError(f"{self._what} was stopped: {exc}") from None
         except _Refused as exc:
@@ -510,15 +545,21 @@ class ChatTemplate:
             self._env.begin(None)
 
     def _stream(
-        self, messages: list[dict[str, str]], add_generation_prompt: bool, limits: _Limits
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool,
+        limits: _Limits,
+        tools: list[dict[str, Any]] | None,
     ) -> str:
         parts: list[str] = []
         total = 0
+        extra = {"tools": tools} if tools else {}  # templates test `tools is defined`
         chunks = self._template.generate(
             messages=messages,
             add_generation_prompt=add_generation_prompt,
             bos_token=self.bos_token,
             eos_token=self.eos_token,
+            **extra,
         )
         for chunk in chunks:
             total += len(chunk)
@@ -529,7 +570,32 @@ class ChatTemplate:
         return "".join(parts)
 
 
-def _merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+def _message_dict(message: Message) -> dict[str, Any]:
+    """A message as Hugging Face templates read it: tool calls with their arguments as an
+    object (what `arguments | tojson` expects), a tool message with its call id and name."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [_call_dict(call) for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        out["name"] = message.name
+    return out
+
+
+def _call_dict(call: ToolCall) -> dict[str, Any]:
+    try:
+        arguments: Any = json.loads(call.arguments)
+    except (ValueError, RecursionError):
+        arguments = call.arguments  # not JSON: the text as it came
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
+
+
+def _merge_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """llama.cpp's fallback: the system text goes before the next message's, joined by "\\n";
     alone, it is dropped."""
     system, rest = messages[0], [dict(m) for m in messages[1:]]

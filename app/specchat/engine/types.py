@@ -68,6 +68,8 @@ class GenerationSettings:
     seed: int | None = None
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
+    grammar: str | None = None  # GBNF every target pick must follow (engine/constraint.py)
+    logprobs: int | None = None  # None: off; k: each token's log-probability and the top k
 
     @property
     def greedy(self) -> bool:
@@ -75,9 +77,21 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call the assistant made: `arguments` is its JSON text, as OpenAI sends it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Message:
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant message's calls
+    tool_call_id: str | None = None  # a tool message: the call it answers
+    name: str | None = None  # a tool message: the function's name
 
 
 class DrafterKind(str, enum.Enum):
@@ -177,6 +191,14 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """A token's log-probability under the target, and the top tokens' (id, log-probability)."""
+
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class TokenEvent:
     """One emitted token. text may be empty while a multi-byte UTF-8 character is incomplete."""
 
@@ -185,6 +207,7 @@ class TokenEvent:
     origin: Origin
     # For Origin.DRAFT: which drafter proposed it (None when unknown).
     drafter: DrafterKind | None = None
+    logprob: TokenLogprob | None = None  # when GenerationSettings.logprobs asks for it
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         kind: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers or {}
         self.status = status
         self.message = " ".join(message.split())  # one line
         self.param = param
@@ -35,8 +37,10 @@ class ApiError(Exception):
         }
 
     def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        return JSONResponse(
+            self.body(), status_code=self.status, headers={**headers, **self.headers}
+        )
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
@@ -45,3 +49,13 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 
 def shutting_down() -> ApiError:
     return ApiError(503, "the server is shutting down", kind="server_error", code="shutting_down")
+
+
+def queue_full(retry_after_s: int) -> ApiError:
+    return ApiError(
+        429,
+        f"the server's wait queue is full; retry in about {retry_after_s} s",
+        kind="server_error",
+        code="queue_full",
+        headers={"Retry-After": str(retry_after_s)},
+    )

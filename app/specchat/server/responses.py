@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from specchat.engine.types import DoneEvent, Stats
+from specchat.engine.types import DoneEvent, Stats, TokenEvent, TokenLogprob, ToolCall
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "context": "length"}
 
@@ -70,40 +71,71 @@ def _per(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-def _extras(done: DoneEvent) -> dict[str, object]:
+def extras(done: DoneEvent) -> dict[str, object]:
     stats = {**specchat_stats(done.stats), "dropped_turns": done.dropped_turns}
     return {"timings": timings(done.stats), "specchat": stats}
 
 
-def completion(ids: ReplyIds, done: DoneEvent, return_tokens: bool) -> dict[str, object]:
+def completion(
+    ids: ReplyIds,
+    done: DoneEvent,
+    return_tokens: bool,
+    message: dict[str, object] | None = None,
+    finish: str | None = None,
+    logprobs: dict[str, object] | None = None,
+) -> dict[str, object]:
+    """`message` and `finish` replace the plain text reply's (tool calls)."""
     body = {
         **ids.head("chat.completion"),
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": done.text},
-                "logprobs": None,
-                "finish_reason": finish_reason(done.stats),
+                "message": message or {"role": "assistant", "content": done.text},
+                "logprobs": logprobs,
+                "finish_reason": finish or finish_reason(done.stats),
             }
         ],
         "usage": usage(done.stats),
-        **_extras(done),
+        **extras(done),
     }
     if return_tokens:
         body["tokens"] = list(done.token_ids)
     return body
 
 
-def chunk(ids: ReplyIds, delta: dict[str, str], finish: str | None = None) -> dict[str, object]:
+def tool_call_deltas(calls: Sequence[ToolCall]) -> list[dict[str, object]]:
+    """OpenAI's streamed calls: per call, its id and name, then its arguments."""
+    out: list[dict[str, object]] = []
+    for i, call in enumerate(calls):
+        head = {"index": i, "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": ""}}
+        out.append({"tool_calls": [head]})
+        out.append({"tool_calls": [{"index": i, "function": {"arguments": call.arguments}}]})
+    return out
+
+
+def tool_calls(calls: Sequence[ToolCall]) -> list[dict[str, object]]:
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in calls
+    ]
+
+
+def chunk(
+    ids: ReplyIds,
+    delta: dict[str, object],
+    finish: str | None = None,
+    logprobs: dict[str, object] | None = None,
+) -> dict[str, object]:
     return {
         **ids.head("chat.completion.chunk"),
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
     }
 
 
-def last_chunk(ids: ReplyIds, done: DoneEvent) -> dict[str, object]:
+def last_chunk(ids: ReplyIds, done: DoneEvent, finish: str | None = None) -> dict[str, object]:
     """The chunk with the finish reason; like llama.cpp's server, it carries the timings."""
-    return {**chunk(ids, {}, finish_reason(done.stats)), **_extras(done)}
+    return {**chunk(ids, {}, finish or finish_reason(done.stats)), **extras(done)}
 
 
 def usage_chunk(ids: ReplyIds, done: DoneEvent) -> dict[str, object]:
@@ -115,3 +147,24 @@ def sse(data: dict[str, object] | str) -> bytes:
     if not isinstance(data, str):
         data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"data: {data}\n\n".encode()
+
+
+Piece = Callable[[int], bytes]  # a token id's bytes in the model's vocabulary
+
+
+def chat_logprobs(events: Sequence[TokenEvent], piece: Piece) -> dict[str, object] | None:
+    """OpenAI's chat `logprobs` object for these tokens (None when none were asked for)."""
+    content = [_token_entry(e.token_id, e.logprob, piece) for e in events if e.logprob]
+    return {"content": content} if content else None
+
+
+def _token_entry(token: int, logprob: TokenLogprob, piece: Piece) -> dict[str, object]:
+    return {
+        **_token(token, logprob.logprob, piece),
+        "top_logprobs": [_token(t, lp, piece) for t, lp in logprob.top],
+    }
+
+
+def _token(token: int, logprob: float, piece: Piece) -> dict[str, object]:
+    data = piece(token)
+    return {"token": data.decode(errors="replace"), "logprob": logprob, "bytes": list(data)}

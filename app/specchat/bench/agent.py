@@ -1,0 +1,234 @@
+"""`specchat bench --prompt-set agent`: a scripted coding-agent session replayed through the API,
+target alone vs the drafter chain, prompt time counted.
+
+The session is what agents send: a system prompt with tools, a task, the model's call to read a
+file, the tool's result (a ~150-line source file), the model's call writing the edited file back
+(mostly a copy of the tool result), the write's result, the model's final answer. Every request
+resends the whole conversation; calls are forced with tool_choice (as agents do for their edit
+step), so both modes write the same calls and the replies can be compared token for token.
+
+Each mode serves the session from an in-process `specchat serve` app on a loopback port: the
+numbers include the HTTP, template and prompt work an agent pays for."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from specchat.engine.types import DraftMode, GenerationSettings, SpecSettings
+from specchat.errors import SpecchatError
+
+FILE_NAME = "units.py"
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "read_file", "description": "Read a text file of the project.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
+                       "required": ["path"]}}},
+    {"type": "function", "function": {
+        "name": "write_file", "description": "Replace a file's whole content.",
+        "parameters": {"type": "object", "properties": {
+            "path": {"type": "string"}, "content": {"type": "string"}},
+            "required": ["path", "content"]}}},
+]  # fmt: skip
+SYSTEM = (
+    "You are a coding agent working in the user's repository. Use the tools: read a file before "
+    "you change it, and write back the whole file with write_file. Keep every line you do not "
+    "need to change exactly as it is."
+)
+TASK = (
+    f"In {FILE_NAME}, rename the parameter `value` to `amount` in every function (and in its "
+    "body). Change nothing else."
+)
+# (name, factor, offset, unit from, unit to): the conversions the source file defines
+CONVERSIONS = [
+    ("celsius_to_fahrenheit", "9 / 5", "32", "degrees Celsius", "degrees Fahrenheit"),
+    ("fahrenheit_to_celsius", "5 / 9", "-32 * 5 / 9", "degrees Fahrenheit", "degrees Celsius"),
+    ("meters_to_feet", "3.28084", "0", "meters", "feet"),
+    ("feet_to_meters", "0.3048", "0", "feet", "meters"),
+    ("kilograms_to_pounds", "2.20462", "0", "kilograms", "pounds"),
+    ("pounds_to_kilograms", "0.453592", "0", "pounds", "kilograms"),
+    ("liters_to_gallons", "0.264172", "0", "liters", "US gallons"),
+    ("gallons_to_liters", "3.78541", "0", "US gallons", "liters"),
+    ("kilometers_to_miles", "0.621371", "0", "kilometers", "miles"),
+    ("miles_to_kilometers", "1.60934", "0", "miles", "kilometers"),
+    ("joules_to_calories", "0.239006", "0", "joules", "calories"),
+    ("calories_to_joules", "4.184", "0", "calories", "joules"),
+    ("pascals_to_psi", "0.000145038", "0", "pascals", "pounds per square inch"),
+    ("psi_to_pascals", "6894.76", "0", "pounds per square inch", "pascals"),
+    ("watts_to_horsepower", "0.00134102", "0", "watts", "horsepower"),
+    ("horsepower_to_watts", "745.7", "0", "horsepower", "watts"),
+    ("hectares_to_acres", "2.47105", "0", "hectares", "acres"),
+    ("acres_to_hectares", "0.404686", "0", "acres", "hectares"),
+    ("knots_to_kilometers_per_hour", "1.852", "0", "knots", "kilometers per hour"),
+    ("inches_to_centimeters", "2.54", "0", "inches", "centimeters"),
+    ("bytes_to_kibibytes", "1 / 1024", "0", "bytes", "kibibytes"),
+]
+
+
+def source_file(functions: int = len(CONVERSIONS)) -> str:
+    """The file the agent edits: a unit-conversion module (~8 lines per function)."""
+    lines = ['"""Unit conversions used by the report generator."""', "", "from __future__ import "
+             "annotations", "", ""]
+    for name, factor, offset, src, dst in CONVERSIONS[:functions]:
+        shift = f" + {offset}" if offset != "0" else ""
+        lines += [
+            f"def {name}(value: float) -> float:",
+            f'    """Convert {src} to {dst}."""',
+            "    if value != value:  # NaN stays NaN",
+            "        return value",
+            f"    return value * {factor}{shift}",
+            "",
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+@dataclass
+class Turn:
+    seconds: float  # the request's wall time, prompt included
+    prompt_tokens: int
+    cached_tokens: int
+    generated: int
+    drafted: int
+    accepted: int
+    reply: str  # the assistant message as JSON (content and tool calls, ids left out)
+
+
+@dataclass
+class Session:
+    mode: str
+    turns: list[Turn] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(t.seconds for t in self.turns)
+
+    @property
+    def generated(self) -> int:
+        return sum(t.generated for t in self.turns)
+
+
+def run_agent_bench(
+    engine: Any, label: str, modes: list[tuple[str, SpecSettings]], max_tokens: int,
+    functions: int = len(CONVERSIONS),
+) -> list[Session]:
+    """The session once per mode on the same loaded engine (speculative settings switched
+    between them, the KV cache emptied before each: every mode reads its prompts itself).
+    The engine is freed at the end."""
+    from specchat.server import ServerConfig, create_app
+
+    defaults = GenerationSettings(max_tokens=max_tokens)
+    app = create_app(engine, ServerConfig(model=label, defaults=defaults))
+    sessions = []
+    with _serving(app) as url:
+        for name, spec in modes:
+            engine.set_spec(spec)
+            engine.reset_cache()
+            sessions.append(_session(url, name, functions))
+    return sessions
+
+
+def default_modes(spec: SpecSettings) -> list[tuple[str, SpecSettings]]:
+    """Target alone, then the drafter chain the command line chose (a draft model after the
+    suffix drafter, or the suffix drafter alone with --lookup / no draft)."""
+    alone = SpecSettings(mode=DraftMode.NONE)
+    chain = spec if spec.mode is not DraftMode.NONE else SpecSettings(mode=DraftMode.LOOKUP)
+    return [("target alone", alone), (f"chain ({chain.mode.value})", chain)]
+
+
+def _session(url: str, mode: str, functions: int) -> Session:
+    session = Session(mode)
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": TASK},
+    ]
+    results = [source_file(functions), json.dumps({"written": FILE_NAME})]
+    forced = [{"type": "function", "function": {"name": "read_file"}},
+              {"type": "function", "function": {"name": "write_file"}}]
+    for step in range(3):
+        body: dict[str, Any] = {"messages": messages, "tools": TOOLS, "temperature": 0}
+        if step < 2:
+            body["tool_choice"] = forced[step]
+        message, turn = _request(url, body)
+        session.turns.append(turn)
+        messages.append(message)
+        for call in message.get("tool_calls") or []:
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": results[step]})
+    return session
+
+
+def _request(url: str, body: dict[str, Any]) -> tuple[dict[str, Any], Turn]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{url}/v1/chat/completions", data, {"Content-Type": "application/json"}
+    )
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=3600) as response:
+            reply = json.load(response)
+    except urllib.error.HTTPError as exc:  # the server refused: say why, in one line
+        error = json.load(exc).get("error", {})
+        raise SpecchatError(f"agent bench: the server answered {exc.code}: "
+                            f"{error.get('message', exc.reason)}") from None
+    seconds = time.perf_counter() - start
+    message = reply["choices"][0]["message"]
+    stats = reply["specchat"]
+    shown = {"content": message.get("content"), "calls": [
+        c["function"] for c in message.get("tool_calls") or []]}
+    turn = Turn(seconds, stats["prompt_tokens"], stats["cached_prompt_tokens"],
+                stats["generated_tokens"], stats["drafted"], stats["accepted"], json.dumps(shown))
+    return message, turn
+
+
+@contextlib.contextmanager
+def _serving(app: Any) -> Iterator[str]:
+    """The app on a free loopback port, in a thread, for the block's duration."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    # lifespan on: stopping the server stops the app's worker thread (and frees the engine)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SpecchatError("agent bench: the in-process server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def report(sessions: list[Session]) -> dict[str, Any]:
+    """Per mode: wall time (prompt time included), tokens, acceptance, the speedup over the
+    first mode (target alone), and whether every reply equals its reply."""
+    base = sessions[0]
+    out = []
+    for s in sessions:
+        drafted = sum(t.drafted for t in s.turns)
+        out.append({
+            "mode": s.mode,
+            "seconds": round(s.seconds, 2),
+            "generated_tokens": s.generated,
+            "prompt_tokens": sum(t.prompt_tokens - t.cached_tokens for t in s.turns),
+            "tokens_per_second": round(s.generated / s.seconds, 2) if s.seconds else 0.0,
+            "acceptance_rate": round(sum(t.accepted for t in s.turns) / drafted, 3)
+            if drafted else 0.0,
+            "speedup": round(base.seconds / s.seconds, 2) if s.seconds else 0.0,
+            "identical": [t.reply for t in s.turns] == [t.reply for t in base.turns],
+            "turn_seconds": [round(t.seconds, 2) for t in s.turns],
+        })  # fmt: skip
+    return {"sessions": out}

@@ -1,0 +1,175 @@
+"""Grammar-constrained generation with llama.cpp's own grammar sampler, exact under speculation.
+
+Every token the target picks is picked from its logits masked by the grammar (tokens the
+grammar refuses get -inf). The grammar's state advances only through tokens the reply keeps:
+a round's drafts are checked against a clone of the state (`trial_rows`), and only the accepted
+ones plus the target's own token reach the real state (`settle`); rejected drafts never touch
+it. Greedy output is then the target alone's under the same grammar, token for token, and
+sampling draws from the masked target distribution (speculative sampling keeps any p).
+
+llama.cpp aborts the process when a grammar is fed a token it refuses, so every token is
+checked against the mask before it is accepted."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+
+import llama_cpp as lc
+import numpy as np
+
+from specchat.engine.backend import captured_log
+from specchat.errors import SpecchatError
+
+Rows = Callable[[int], np.ndarray]  # row index -> target logits
+
+# llama_token_data {int32 id; float logit; float p}, as a numpy record for the whole vocabulary
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+
+
+# what llama.cpp's GBNF parser prints (with fprintf, not its log) when it refuses a grammar
+_PARSE_ERROR = re.compile(r"error parsing grammar: ([^\n]{1,300})")
+
+
+class GrammarError(SpecchatError):
+    """A grammar llama.cpp's GBNF parser refuses."""
+
+
+class Constraint:
+    """One reply's grammar over one model's vocabulary."""
+
+    def __init__(self, vocab: ctypes.c_void_p, n_vocab: int, gbnf: str) -> None:
+        self._sampler: ctypes.c_void_p | None = None
+        self._trial: ctypes.c_void_p | None = None  # the state while a round's drafts are checked
+        with captured_log() as lines, _stderr_copied() as printed:
+            sampler = lc.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
+        if not sampler:
+            said = _PARSE_ERROR.search(printed.getvalue())
+            reasons = [said.group(1)] if said else [line for line in lines if line]
+            why = "; ".join(reasons) or "it does not parse"
+            raise GrammarError(f"grammar: llama.cpp's GBNF parser refused it ({why})")
+        self._sampler = sampler
+        self._trial_kept = 0  # drafted tokens the trial state has accepted
+        self._all = np.zeros(n_vocab, dtype=_TOKEN_DATA)
+        self._all["id"] = np.arange(n_vocab, dtype=np.int32)
+        self._one = np.zeros(1, dtype=_TOKEN_DATA)
+
+    def close(self) -> None:
+        for sampler in (self._sampler, self._trial):
+            if sampler:
+                lc.llama_sampler_free(sampler)
+        self._sampler = self._trial = None
+
+    def __del__(self) -> None:  # the reply is over: free the samplers (best effort at exit)
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # ---- the target's own pick ---------------------------------------------------------------
+
+    def constrain(self, logits: np.ndarray, greedy: bool) -> np.ndarray:
+        """Logits to pick the next token from, under the grammar's current state."""
+        return self._constrain(self._sampler, logits, greedy)
+
+    def accept(self, token: int) -> None:
+        """The reply keeps `token` (picked from `constrain`'s logits)."""
+        _accept(self._sampler, token, self._one)
+
+    # ---- a round of drafts -------------------------------------------------------------------
+
+    def trial_rows(self, rows: Rows, draft: Sequence[int], greedy: bool) -> Rows:
+        """`rows`, masked for verifying `draft`: row i under the state after draft[:i], which
+        verification asks for only once it has kept draft[:i] (rows are read in order)."""
+        self._drop_trial()
+        trial = lc.llama_sampler_clone(self._sampler)
+        self._trial, self._trial_kept = trial, 0
+
+        def masked(i: int) -> np.ndarray:
+            while self._trial_kept < i:
+                _accept(trial, draft[self._trial_kept], self._one)
+                self._trial_kept += 1
+            return self._constrain(trial, rows(i), greedy)
+
+        return masked
+
+    def settle(self, draft: Sequence[int], accepted: int, next_token: int) -> None:
+        """The round kept draft[:accepted] and then next_token: the real state takes exactly
+        those (the trial state when it holds them, else a replay on a fresh clone)."""
+        if self._trial is None or self._trial_kept != accepted:
+            self._drop_trial()
+            self._trial = lc.llama_sampler_clone(self._sampler)
+            for token in draft[:accepted]:
+                _accept(self._trial, token, self._one)
+        lc.llama_sampler_free(self._sampler)
+        self._sampler, self._trial = self._trial, None
+        self.accept(next_token)
+
+    def _drop_trial(self) -> None:
+        if self._trial:
+            lc.llama_sampler_free(self._trial)
+        self._trial = None
+
+    # ---- masking -----------------------------------------------------------------------------
+
+    def _constrain(self, sampler: ctypes.c_void_p, logits: np.ndarray, greedy: bool) -> np.ndarray:
+        """Greedy: the raw row when its argmax is allowed (the masked argmax is then the same
+        token; llama.cpp's common sampler checks the pick first too), else the masked row.
+        Sampling: the masked row (the whole distribution matters)."""
+        if greedy and _allows(sampler, int(np.argmax(logits)), self._one):
+            return logits
+        return self._mask(sampler, logits)
+
+    def _mask(self, sampler: ctypes.c_void_p, logits: np.ndarray) -> np.ndarray:
+        cand = self._all
+        cand["logit"] = logits[: len(cand)]
+        _apply(sampler, cand)
+        return cand["logit"].copy()
+
+
+def _apply(sampler: ctypes.c_void_p, cand: np.ndarray) -> None:
+    """The grammar sets the logit of every token it refuses to -inf (in place)."""
+    array = lc.llama_token_data_array(
+        data=cand.ctypes.data_as(lc.llama_token_data_p),
+        size=len(cand),
+        selected=-1,
+        sorted=False,
+    )
+    lc.llama_sampler_apply(sampler, ctypes.byref(array))
+
+
+def _allows(sampler: ctypes.c_void_p, token: int, one: np.ndarray) -> bool:
+    one["id"], one["logit"] = token, 0.0
+    _apply(sampler, one)
+    return bool(np.isfinite(one["logit"][0]))
+
+
+def _accept(sampler: ctypes.c_void_p, token: int, one: np.ndarray) -> None:
+    if not _allows(sampler, token, one):  # llama.cpp would abort the process
+        raise SpecchatError(f"internal error: the grammar refuses token {token}")
+    lc.llama_sampler_accept(sampler, token)
+
+
+@contextlib.contextmanager
+def _stderr_copied() -> Iterator[io.StringIO]:
+    """What the process writes to file descriptor 2 meanwhile (llama.cpp's parser prints its
+    reason there), passed on to the real stderr afterwards: nothing anyone writes is lost."""
+    copied = io.StringIO()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as spool:
+        os.dup2(spool.fileno(), 2)
+        try:
+            yield copied
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            spool.seek(0)
+            data = spool.read()
+            if data:
+                os.write(2, data)
+            copied.write(data.decode(errors="replace"))

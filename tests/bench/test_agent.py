@@ -1,0 +1,61 @@
+"""`specchat bench --prompt-set agent`: the scripted session's file and report, and one short
+session through the API on the real Qwen2.5-Coder-0.5B (replies equal, prompt time counted)."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from specchat.bench.agent import (
+    Session,
+    Turn,
+    default_modes,
+    report,
+    run_agent_bench,
+    source_file,
+)
+from specchat.engine import load_engine
+from specchat.engine.types import DraftMode, ModelSettings, SpecSettings
+
+
+def test_the_source_file_is_150_lines_of_python():
+    text = source_file()
+    assert len(text.splitlines()) == 150
+    assert len([n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)]) == 21
+
+
+def test_report_compares_with_the_first_mode():
+    def turn(seconds: float, reply: str) -> Turn:
+        return Turn(seconds, 100, 40, 50, 30, 20, reply)
+
+    alone = Session("target alone", [turn(4.0, "a"), turn(6.0, "b")])
+    chain = Session("chain", [turn(2.0, "a"), turn(2.0, "b")])
+    other = Session("other", [turn(5.0, "a"), turn(5.0, "c")])
+    rows = report([alone, chain, other])["sessions"]
+    assert [r["speedup"] for r in rows] == [1.0, 2.5, 1.0]
+    assert [r["identical"] for r in rows] == [True, True, False]
+    assert rows[1]["prompt_tokens"] == 120 and rows[1]["acceptance_rate"] == pytest.approx(0.667,
+                                                                                          abs=1e-3)
+
+
+def test_modes_are_the_target_alone_and_the_chosen_chain():
+    assert [s.mode for _, s in default_modes(SpecSettings(mode=DraftMode.MODEL))] == [
+        DraftMode.NONE, DraftMode.MODEL]
+    assert default_modes(SpecSettings(mode=DraftMode.NONE))[1][1].mode is DraftMode.LOOKUP
+
+
+@pytest.mark.real
+def test_a_short_session_through_the_api(real_models):
+    engine = load_engine(
+        ModelSettings(path=real_models["qwen"], n_ctx=4096, n_threads=1),
+        None,
+        SpecSettings(mode=DraftMode.LOOKUP, draft_max=4, adaptive=False),
+    )
+    sessions = run_agent_bench(engine, "qwen", default_modes(engine.spec), 400, functions=2)
+    alone, chain = report(sessions)["sessions"]
+    assert chain["identical"] and alone["generated_tokens"] == chain["generated_tokens"]
+    assert chain["acceptance_rate"] > 0 and all(s > 0 for s in chain["turn_seconds"])
+    calls = [t.reply for t in sessions[1].turns[:2]]
+    assert '"name": "read_file"' in calls[0] and '"name": "write_file"' in calls[1]
+    assert "amount" in calls[1]  # the edit was made
