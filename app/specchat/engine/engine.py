@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from specchat.engine import devices
 from specchat.engine.adaptive import PROBE_SHARE, DraftLengthController
 from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
 from specchat.engine.context import (
@@ -73,7 +74,7 @@ def _open_with_cpu_fallback(
     if cancel is not None and cancel.is_set():
         raise LoadCancelled(f"loading {Path(settings.path).name} was cancelled")
     try:
-        return LlamaModel.open(settings, threadpool=pool, cancel=cancel)
+        model = LlamaModel.open(settings, threadpool=pool, cancel=cancel)
     except GpuOffloadError as exc:
         if settings.n_gpu_layers == 0 or settings.rpc_servers:  # RPC: no silent CPU fallback
             raise
@@ -86,6 +87,12 @@ def _open_with_cpu_fallback(
             f"{settings.n_gpu_layers})"
         )
         return model
+    if settings.n_gpu_layers and not settings.rpc_servers and not devices.has_gpu():
+        notices.append(
+            f"n_gpu_layers {settings.n_gpu_layers} for {Path(settings.path).name}, but "
+            f"{devices.no_gpu_reason()} -- running it on the CPU"
+        )
+    return model
 
 
 @dataclass
