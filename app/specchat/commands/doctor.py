@@ -116,7 +116,9 @@ def _offload_word(build: BuildInfo) -> str:
     """llama.cpp's "supports GPU offload" is also true for an RPC-only build: say which."""
     if not build.offload:
         return "no"
-    return "yes" if build.accelerators else "to RPC servers only"
+    if build.gpus:
+        return "yes"
+    return "to RPC servers only" if any(n.upper() == "RPC" for n, _ in build.registries) else "no"
 
 
 def build_lines(build: BuildInfo, nvidia_gpu: bool, apple_silicon: bool) -> list[str]:

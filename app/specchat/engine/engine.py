@@ -81,10 +81,11 @@ def _open_with_cpu_fallback(
         model = LlamaModel.open(
             dataclasses.replace(settings, n_gpu_layers=0), threadpool=pool, cancel=cancel
         )
+        fewer = (f"lower than {settings.n_gpu_layers}" if settings.n_gpu_layers > 0
+                 else f"to a layer count, lower than {model.n_layers + 1}")  # -1: all of them
         notices.append(
             f"{exc.message} -- loaded {Path(settings.path).name} on the CPU instead "
-            "(to keep part of it on the GPU, set n_gpu_layers lower than "
-            f"{settings.n_gpu_layers})"
+            f"(to keep part of it on the GPU, set n_gpu_layers {fewer})"
         )
         return model
     if settings.n_gpu_layers and not settings.rpc_servers and not devices.has_gpu():
