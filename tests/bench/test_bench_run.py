@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from specchat.cli import main
+from specchat.engine.devices import backend
 from specchat.engine.types import STATS_NAMES
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
@@ -53,6 +54,9 @@ def test_bench_json(quick_pair: tuple[Path, Path], tmp_path: Path,
     assert set(STATS_NAMES) <= set(run["stats"])
     assert len(run["token_ids"]) == run["stats"]["generated_tokens"]
     assert all(r["round"] in (0, 1) for r in doc["runs"])  # warm-up runs are not reported
+    placement = doc["settings"]["placement"]  # where the figures were made
+    assert placement["backend"] == backend()
+    assert set(placement["gpu_layers"]) == {"target", "draft"}
 
 
 def test_bench_table(quick_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,6 +68,7 @@ def test_bench_table(quick_pair: tuple[Path, Path], capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "speedup" in out and "k=2" in out and "physics: target" in out
     assert "3/3" in out  # 3 chat prompts, each identical to target alone
+    assert f"backend: {backend()}" in out
 
 
 def test_bench_cross_vocab_pair(real_models: dict[str, Path],

@@ -148,3 +148,26 @@ def test_no_layers_reported_offloaded_without_a_gpu(tiny_target):
         assert model.info().n_gpu_layers == 0
     finally:
         model.close()
+
+
+def test_gpu_layers_without_a_gpu_run_on_the_cpu_and_say_so(tiny_target, tiny_draft):
+    """GPU layers asked of a build that sees no GPU (CPU-only, or a GPU build whose driver is
+    gone): the model runs on the CPU and a notice says why, instead of the request vanishing."""
+    from specchat.engine.devices import gpus
+    from specchat.engine.engine import SpeculativeEngine
+    from specchat.engine.types import ModelSettings, SpecSettings
+
+    if gpus():
+        pytest.skip("this machine has a GPU")
+    engine = SpeculativeEngine.load(
+        ModelSettings(path=tiny_target, n_gpu_layers=5),
+        ModelSettings(path=tiny_draft, n_gpu_layers=0),
+        SpecSettings(),
+    )
+    try:
+        (notice,) = [n for n in engine.info.notices if "n_gpu_layers" in n]
+        assert notice.startswith("n_gpu_layers 5 for target.gguf, but this llama.cpp build ")
+        assert notice.endswith("-- running it on the CPU")
+        assert engine.info.target.n_gpu_layers == 0
+    finally:
+        engine.close()

@@ -68,3 +68,28 @@ def test_this_build_is_reported_from_its_registry() -> None:
     assert f"(built with {', '.join(names)})" in lines[0]
     if names == ["CPU"]:
         assert "backend CPU" in lines[0] and "GPU seen no" in lines[0]
+
+
+def test_vulkan_build_that_sees_a_device_names_it() -> None:
+    build = BuildInfo((("Vulkan", 1), ("RPC", 0), ("CPU", 1)), ("Vulkan0",), offload=True,
+                      compiled=("Vulkan",))
+    assert build_lines(build, nvidia_gpu=False, apple_silicon=False) == [
+        "llama.cpp     backend Vulkan (built with Vulkan, RPC, CPU), GPU seen yes (Vulkan0), "
+        "GPU offload yes"]
+
+
+def test_vulkan_build_without_a_driver_still_says_vulkan() -> None:
+    """With no Vulkan driver (ICD) the backend leaves ggml's registry at start-up: the doctor
+    still names the build's backend, from its libraries, and says where to look."""
+    build = BuildInfo((("RPC", 0), ("CPU", 1)), (), offload=True, compiled=("Vulkan",))
+    first, hint = build_lines(build, nvidia_gpu=False, apple_silicon=False)
+    assert first.startswith(
+        "llama.cpp     backend Vulkan (built with RPC, CPU, Vulkan), GPU seen no")
+    assert "vulkaninfo --summary" in hint and "GGML_VK_VISIBLE_DEVICES=0" in hint
+
+
+def test_vulkan_build_with_only_a_cpu_device_gets_the_visible_devices_hint() -> None:
+    build = BuildInfo((("Vulkan", 0), ("CPU", 1)), (), offload=True, compiled=("Vulkan",))
+    _, hint = build_lines(build, nvidia_gpu=False, apple_silicon=False)
+    assert hint.startswith("  hint: this build has Vulkan but sees no GPU: check the driver")
+    assert "llvmpipe" in hint

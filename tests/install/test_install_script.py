@@ -8,53 +8,41 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "packaging" / "install.sh"
+from install.fake_machine import DISCRETE_GPU, SCRIPT, Machine
 
 
 def dry_run(tmp_path: Path, tools: tuple[str, ...], *args: str, cmake: str = "") -> str:
     """Run the script with a PATH holding only fake `tools` (plus the basics it needs)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    machine = Machine(tmp_path)
     for tool in tools:
-        fake = bin_dir / tool
-        fake.write_text("#!/bin/sh\nexit 0\n")
-        fake.chmod(0o755)
-    for basic in ("uname", "sed", "dirname"):
-        target = next(Path(d) / basic for d in ("/usr/bin", "/bin") if (Path(d) / basic).exists())
-        (bin_dir / basic).unlink(missing_ok=True)
-        (bin_dir / basic).symlink_to(target)
-    env = {
-        "PATH": str(bin_dir),
-        "HOME": str(tmp_path),
-        "CMAKE_ARGS": cmake,
-        "CUDA_HOME": str(tmp_path / "no-cuda"),
-    }
-    proc = subprocess.run(
-        ["/bin/bash", str(SCRIPT), "--dry-run", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+        machine.tool(tool)
+    proc = machine.run("--dry-run", *args, cmake=cmake)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout + proc.stderr
 
 
 @pytest.mark.skipif(os.uname().sysname != "Linux", reason="fake tools stand in for a Linux box")
 @pytest.mark.parametrize(
-    ("tools", "backend", "cmake"),
+    ("setup", "backend", "cmake", "said"),
     [
-        ((), "cpu", "CMAKE_ARGS=-DGGML_RPC=ON\n"),
-        (("nvidia-smi", "nvcc"), "cuda", "CMAKE_ARGS=-DGGML_CUDA=on -DGGML_RPC=ON\n"),
-        (("vulkaninfo", "glslc"), "vulkan", "CMAKE_ARGS=-DGGML_VULKAN=on -DGGML_RPC=ON\n"),
-        (("nvidia-smi",), "cpu", "CMAKE_ARGS=-DGGML_RPC=ON\n"),  # no CUDA toolkit: no CUDA build
+        (lambda m: m, "cpu", "CMAKE_ARGS=-DGGML_RPC=ON\n", ""),
+        (lambda m: m.tool("nvidia-smi").tool("c++").cuda_toolkit(), "cuda",
+         "CMAKE_ARGS=-DGGML_CUDA=on -DGGML_RPC=ON\n", ""),
+        (lambda m: m.tool("vulkaninfo", DISCRETE_GPU).tool("c++").vulkan_sdk(), "vulkan",
+         "CMAKE_ARGS=-DGGML_VULKAN=on -DGGML_RPC=ON\n", ""),
+        (lambda m: m.tool("nvidia-smi").tool("c++"), "cpu", "CMAKE_ARGS=-DGGML_RPC=ON\n",
+         "not building for cuda: this machine has the hardware, but its build needs nvcc"),
+        (lambda m: m.tool("nvidia-smi").tool("c++").cuda_toolkit(cublas=False), "cpu",
+         "CMAKE_ARGS=-DGGML_RPC=ON\n", "needs cuBLAS"),
     ],
+    ids=["nothing", "cuda", "vulkan", "nvidia-without-toolkit", "toolkit-without-cublas"],
 )
-def test_auto_detection(tmp_path: Path, tools: tuple[str, ...], backend: str, cmake: str) -> None:
-    out = dry_run(tmp_path, tools)
+def test_auto_detection(tmp_path: Path, setup, backend: str, cmake: str, said: str) -> None:
+    proc = setup(Machine(tmp_path)).run("--dry-run")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
     assert f"backend: {backend}\n" in out and cmake in out
-    if tools == ("nvidia-smi",):
-        assert "CUDA toolkit (nvcc) is not" in out
+    assert said in out
     assert "--no-cache-dir" in out  # never a cached wheel built with other CMAKE_ARGS
 
 

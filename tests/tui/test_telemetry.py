@@ -116,7 +116,7 @@ def test_backend_line_shows_offloaded_layers_on_gpu() -> None:
         draft=replace(info.draft, n_gpu_layers=30),
     )
     assert backend_line(gpu) == (
-        "CUDA · target SmolLM2-1.7B (20/24 layers) · draft SmolLM2-135M (30/30 layers)"
+        "CUDA · target SmolLM2-1.7B (20/25 layers) · draft SmolLM2-135M (30/31 layers)"
     )
     alone = replace(info, draft=None, mode=DraftMode.NONE)
     assert backend_line(alone) == "CPU · target SmolLM2-1.7B · no draft model"

@@ -28,6 +28,7 @@ from specchat.engine.suffix import BUCKETS
 from specchat.engine.types import (
     DoneEvent,
     DraftMode,
+    EngineInfo,
     GenerationSettings,
     Message,
     ModelSettings,
@@ -70,6 +71,7 @@ class BenchRun:
     records: list[RunRecord] = field(default_factory=list)
     physics: Physics | None = None
     notes: list[str] = field(default_factory=list)
+    placement: Placement | None = None  # where the models ran
 
 
 def engine_modes(cfg: BenchConfig) -> list[tuple[ModeSpecInfo, SpecSettings]]:
@@ -174,6 +176,38 @@ def _one_turn(engine, messages: Sequence[Message], gen: GenerationSettings,
     raise SpecchatError("the engine ended a reply without its final stats")
 
 
+@dataclass(frozen=True)
+class Placement:
+    """The backend the models ran on, its GPU devices and the layers each model put there
+    (llama.cpp's numbering: of n_layers + 1, the output layer included)."""
+
+    backend: str
+    devices: tuple[str, ...] = ()
+    gpu_layers: tuple[tuple[str, str], ...] = ()  # (role, "N/M")
+
+    @classmethod
+    def of(cls, info: EngineInfo) -> Placement:
+        from specchat.engine.devices import gpus
+
+        models = (("target", info.target), ("draft", info.draft))
+        return cls(
+            backend=info.backend,
+            devices=tuple(f"{d.name}: {d.description}" for d in gpus()),
+            gpu_layers=tuple((role, f"{m.n_gpu_layers}/{m.offloadable_layers}")
+                             for role, m in models if m is not None),
+        )
+
+    def line(self) -> str:
+        if not self.devices:
+            return f"backend: {self.backend}"
+        placed = ", ".join(f"{role} {n} layers" for role, n in self.gpu_layers)
+        return f"backend: {self.backend} ({', '.join(self.devices)}); on the GPU: {placed}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"backend": self.backend, "devices": list(self.devices),
+                "gpu_layers": dict(self.gpu_layers)}
+
+
 def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRun:
     from specchat.engine.engine import SpeculativeEngine
 
@@ -184,7 +218,8 @@ def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRu
     first_spec = modes[1][1] if len(modes) > 1 else modes[0][1]
     progress("loading models")
     engine = SpeculativeEngine.load(cfg.target, cfg.draft, first_spec, cfg.chat_template)
-    run = BenchRun([m for m, _ in modes])
+    run = BenchRun([m for m, _ in modes], placement=Placement.of(engine.info))
+    run.notes += engine.info.notices  # a CPU fallback, a missing GPU: the figures depend on it
     peer = None
     try:
         prompts = [(p.name, engine.tokenize_chat(p.messages)) for p in cfg.prompts]

@@ -256,8 +256,11 @@ def _report(args: argparse.Namespace, cfg, run) -> None:
                          "outputs match in distribution); the identical column is left empty")
     if args.plot is not None:
         write_plot(args.plot, summaries)
+    settings = _settings_doc(cfg)
+    if run.placement is not None:
+        settings["placement"] = run.placement.to_dict()
     if args.json:
-        print(json.dumps(to_json_doc(_settings_doc(cfg), run.physics, summaries, run.records,
+        print(json.dumps(to_json_doc(settings, run.physics, summaries, run.records,
                                      run.notes), indent=1))
         return
     title = f"specchat bench: {cfg.target.path.name}"
@@ -269,6 +272,8 @@ def _report(args: argparse.Namespace, cfg, run) -> None:
     if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
         console = Console(width=160)
     print_report(console, summaries, run.physics, title, run.notes)
+    if run.placement is not None:
+        console.print(run.placement.line())
     if args.plot is not None:
         Console().print(f"plot written to {args.plot}")
 

@@ -44,6 +44,15 @@ ACCELERATORS = {"CUDA": "CUDA", "MTL": "Metal", "METAL": "Metal", "VULKAN": "Vul
                 "MUSA": "MUSA", "CANN": "CANN", "WEBGPU": "WebGPU"}
 
 
+NO_GPU_HINTS = {
+    "CUDA": "check the driver (nvidia-smi, CUDA_VISIBLE_DEVICES) or rebuild for the GPU this "
+            "machine has",
+    "Vulkan": "check the driver (vulkaninfo --summary, VK_ICD_FILENAMES); llama.cpp skips "
+              "CPU-type Vulkan devices (Mesa's llvmpipe) unless GGML_VK_VISIBLE_DEVICES names "
+              "them, e.g. GGML_VK_VISIBLE_DEVICES=0",
+}
+
+
 @dataclass(frozen=True)
 class BuildInfo:
     """What the llama.cpp build was compiled with and what it sees now."""
@@ -51,10 +60,20 @@ class BuildInfo:
     registries: tuple[tuple[str, int], ...]  # (ggml backend name, devices it found)
     gpus: tuple[str, ...]  # the GPU devices it sees (CUDA0, ...)
     offload: bool  # llama_supports_gpu_offload()
+    # accelerator libraries the build ships: a backend that found no device at start-up (no
+    # Vulkan driver) leaves ggml's registry, but the build still has it
+    compiled: tuple[str, ...] = ()
 
     @property
     def accelerators(self) -> list[str]:
-        return [ACCELERATORS[n.upper()] for n, _ in self.registries if n.upper() in ACCELERATORS]
+        found = [ACCELERATORS[n.upper()] for n, _ in self.registries if n.upper() in ACCELERATORS]
+        return list(dict.fromkeys([*found, *self.compiled]))
+
+    @property
+    def built_with(self) -> list[str]:
+        names = [n for n, _ in self.registries]
+        shown = {ACCELERATORS.get(n.upper(), n) for n in names}
+        return [*names, *(c for c in self.compiled if c not in shown)]
 
     @property
     def backend(self) -> str:
@@ -97,18 +116,20 @@ def _offload_word(build: BuildInfo) -> str:
     """llama.cpp's "supports GPU offload" is also true for an RPC-only build: say which."""
     if not build.offload:
         return "no"
-    return "yes" if build.accelerators else "to RPC servers only"
+    if build.gpus:
+        return "yes"
+    return "to RPC servers only" if any(n.upper() == "RPC" for n, _ in build.registries) else "no"
 
 
 def build_lines(build: BuildInfo, nvidia_gpu: bool, apple_silicon: bool) -> list[str]:
     """The doctor's summary of the build: backend, what it was built with, GPU seen, offload."""
     seen = f"yes ({', '.join(build.gpus)})" if build.gpus else "no"
-    built = ", ".join(n for n, _ in build.registries) or "unknown"
+    built = ", ".join(build.built_with) or "unknown"
     lines = [f"llama.cpp     backend {build.backend} (built with {built}), GPU seen {seen}, "
              f"GPU offload {_offload_word(build)}"]
     if build.accelerators and not build.gpus:
-        lines.append(f"  hint: this build has {build.backend} but sees no GPU: check the driver "
-                     "(nvidia-smi, CUDA_VISIBLE_DEVICES) or rebuild for the GPU this machine has")
+        lines.append(f"  hint: this build has {build.backend} but sees no GPU: "
+                     f"{NO_GPU_HINTS.get(build.backend, NO_GPU_HINTS['CUDA'])}")
     elif not build.accelerators and nvidia_gpu:
         lines.append("  hint: an NVIDIA GPU is present but this llama-cpp-python build is "
                      "CPU-only; rebuild it with packaging/install.sh --backend cuda")
@@ -130,15 +151,27 @@ def _build_lines() -> list[str]:
     except (AttributeError, OSError, ImportError):  # an older ggml without the registry API
         registries = _registries_from_system_info(info)
     gpus = tuple(d.name for d in devices if d.is_gpu)
-    build = BuildInfo(registries, gpus, gpu.supports_gpu_offload())
+    build = BuildInfo(registries, gpus, gpu.supports_gpu_offload(), gpu.built_with())
     nvidia = shutil.which("nvidia-smi") is not None
     apple = sys.platform == "darwin" and platform.machine() == "arm64"
     lines = build_lines(build, nvidia, apple)
     for dev in devices:
         mem = f", {dev.free_bytes / GB:.1f} of {dev.total_bytes / GB:.1f} GB free"
         lines.append(f"  device {dev.index}  {dev.kind}: {dev.name} ({dev.description}){mem}")
+    lines.extend(_budget_lines())
     lines.append(f"  system info {info}")
     return lines
+
+
+def _budget_lines() -> list[str]:
+    try:
+        budget = gpu.vram_budget()
+    except SpecchatError as exc:
+        return [f"  ERROR       {exc.message}"]
+    if budget is None:
+        return []
+    return [f"  budget      \"auto\" offload plans with at most {budget / GB:.2f} GB of GPU memory "
+            f"({gpu.BUDGET_ENV})"]
 
 
 def _config_lines(config: str | None) -> tuple[list[str], bool]:
@@ -238,4 +271,5 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         raise SpecchatError("models.toml is invalid (see the ERROR line above)")
     if not rpc_ok:
         raise SpecchatError("an RPC server cannot be used (see the ERROR line above)")
+    gpu.vram_budget()  # a bad SPECCHAT_VRAM_BUDGET: exit 2 with its message
     return 0

@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+
+from specchat.errors import SpecchatError
+
+# Caps the GPU memory that "auto" offload plans with (e.g. "1.5G", "300M", bytes): leaves room
+# for other programs, and makes a small GPU of a large one (tests exercise the split with it).
+BUDGET_ENV = "SPECCHAT_VRAM_BUDGET"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 DEVICE_TYPES = {0: "CPU", 1: "GPU", 2: "iGPU", 3: "accelerator"}
 
@@ -117,14 +125,69 @@ def backend() -> str:
     return "CPU" if devices() or _init_llama() else "unavailable"
 
 
+def vram_budget() -> int | None:
+    """The cap SPECCHAT_VRAM_BUDGET puts on the memory "auto" plans with (None: no cap)."""
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    if not text:
+        return None
+    match = _SIZE.match(text)
+    if match is None:
+        raise SpecchatError(
+            f"{BUDGET_ENV}={text!r} is not a size: give bytes or a number with K, M, G or T "
+            "(binary units), e.g. 1.5G"
+        )
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "_KMGT".index(unit.upper() or "_"))
+
+
 def free_vram(main_gpu: int = 0) -> int:
-    """Free bytes on the GPU llama.cpp offloads to first (0 when there is none)."""
+    """Free bytes on the GPU llama.cpp offloads to first, capped by SPECCHAT_VRAM_BUDGET (0 when
+    there is no GPU)."""
+    budget = vram_budget()  # a bad value is refused even on a machine without a GPU
     if not supports_gpu_offload():
         return 0
     found = gpus()
     if not found:
         return 0
-    return found[min(main_gpu, len(found) - 1)].free_bytes
+    free = found[min(main_gpu, len(found) - 1)].free_bytes
+    return free if budget is None else min(free, budget)
+
+
+# ggml's backend libraries as llama-cpp-python ships them (libggml-vulkan.so...) -> shown name
+_BACKEND_LIBS = {"cuda": "CUDA", "metal": "Metal", "vulkan": "Vulkan", "hip": "ROCm",
+                 "sycl": "SYCL", "opencl": "OpenCL", "musa": "MUSA", "cann": "CANN"}
+
+
+@lru_cache(maxsize=1)
+def built_with() -> tuple[str, ...]:
+    """The accelerator backends this build was compiled with, from the ggml libraries it ships:
+    known even when the backend found no device and left ggml's registry (no Vulkan ICD...)."""
+    try:
+        import llama_cpp
+    except Exception:
+        return ()
+    lib_dir = os.path.join(os.path.dirname(llama_cpp.__file__), "lib")
+    try:
+        names = os.listdir(lib_dir)
+    except OSError:
+        return ()
+    found = {_BACKEND_LIBS[m.group(1)] for n in names
+             if (m := re.match(r"(?:lib)?ggml-([a-z]+)\.(?:so|dylib|dll)", n))
+             and m.group(1) in _BACKEND_LIBS}
+    return tuple(sorted(found))
+
+
+def no_gpu_reason() -> str:
+    """Why this build offloads nothing (for a notice when GPU layers were asked for)."""
+    built = backend()
+    if built in ("CPU", "unavailable"):
+        return ("this llama.cpp build is CPU-only (rebuild it for your GPU: "
+                "packaging/install.sh --backend cuda, metal or vulkan)")
+    if built == "Vulkan" or "Vulkan" in built_with():
+        return ("this llama.cpp build has Vulkan but sees no Vulkan GPU (no driver or ICD found: "
+                "check `vulkaninfo --summary`; a CPU-type device such as llvmpipe is used only "
+                "when GGML_VK_VISIBLE_DEVICES names it)")
+    return f"this llama.cpp build has {built} but sees no GPU (check the driver)"
 
 
 def system_memory() -> tuple[int, int]:

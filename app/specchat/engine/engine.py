@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from specchat.engine import devices
 from specchat.engine.adaptive import PROBE_SHARE
 from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
 from specchat.engine.constraint import Constraint
@@ -90,19 +91,26 @@ def _open_with_cpu_fallback(
     if cancel is not None and cancel.is_set():
         raise LoadCancelled(f"loading {Path(settings.path).name} was cancelled")
     try:
-        return LlamaModel.open(settings, threadpool=pool, cancel=cancel)
+        model = LlamaModel.open(settings, threadpool=pool, cancel=cancel)
     except GpuOffloadError as exc:
         if settings.n_gpu_layers == 0 or settings.rpc_servers:  # RPC: no silent CPU fallback
             raise
         model = LlamaModel.open(
             dataclasses.replace(settings, n_gpu_layers=0), threadpool=pool, cancel=cancel
         )
+        fewer = (f"lower than {settings.n_gpu_layers}" if settings.n_gpu_layers > 0
+                 else f"to a layer count, lower than {model.n_layers + 1}")  # -1: all of them
         notices.append(
             f"{exc.message} -- loaded {Path(settings.path).name} on the CPU instead "
-            "(to keep part of it on the GPU, set n_gpu_layers lower than "
-            f"{settings.n_gpu_layers})"
+            f"(to keep part of it on the GPU, set n_gpu_layers {fewer})"
         )
         return model
+    if settings.n_gpu_layers and not settings.rpc_servers and not devices.has_gpu():
+        notices.append(
+            f"n_gpu_layers {settings.n_gpu_layers} for {Path(settings.path).name}, but "
+            f"{devices.no_gpu_reason()} -- running it on the CPU"
+        )
+    return model
 
 
 @dataclass

@@ -289,7 +289,8 @@ class LlamaModel:
         ngl = self.settings.n_gpu_layers
         offloaded = 0
         if (self.rpc is not None or has_gpu()) and not self.vocab_only:
-            offloaded = n_layers if ngl < 0 or ngl > n_layers else ngl
+            # llama.cpp: -1 is all, N the output layer and the last N - 1 blocks
+            offloaded = n_layers + 1 if ngl < 0 else min(ngl, n_layers + 1)
         return ModelInfo(
             name=self.meta("general.name") or self.path.stem,
             path=self.path,

@@ -246,10 +246,16 @@ class ModelInfo:
     size_bytes: int
     n_ctx_train: int
     n_ctx: int
-    n_layers: int
-    n_gpu_layers: int  # layers actually offloaded
+    n_layers: int  # repeating layers (blocks)
+    # layers on the GPU counted as llama.cpp counts them: of n_layers + 1 (the output layer, which
+    # llama.cpp offloads first), 0 when the build has no GPU whatever was asked
+    n_gpu_layers: int
     quantization: str = ""
     remote: str = ""  # which part is on RPC servers, e.g. "31 of 31 layers ... on RPC H:P"
+
+    @property
+    def offloadable_layers(self) -> int:
+        return self.n_layers + 1
 
 
 @dataclass(frozen=True)

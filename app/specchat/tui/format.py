@@ -171,4 +171,6 @@ def backend_line(info: EngineInfo) -> str:
 
 
 def _model(model: ModelInfo, gpu: bool) -> str:
-    return f"{model.name} ({model.n_gpu_layers}/{model.n_layers} layers)" if gpu else model.name
+    if not gpu:
+        return model.name
+    return f"{model.name} ({model.n_gpu_layers}/{model.offloadable_layers} layers)"

@@ -1,0 +1,220 @@
+"""specchat's GPU path on a real ggml GPU backend: llama.cpp's Vulkan backend on Mesa's lavapipe.
+
+What specchat reports as offloaded must be what llama.cpp placed (its per-layer load log, not
+only its summary line); greedy speculative output must equal the target alone on this backend;
+the failure cases (a plan that does not fit, a driver that is gone) give one clear line or a CPU
+fallback that says so. Outputs are a few tokens: lavapipe is a CPU pretending to be a GPU."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from specchat.config.schema import ModelConfig, PairConfig
+from specchat.config.settings import to_pair_settings
+from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.llama import LlamaModel
+from specchat.engine.types import (
+    DoneEvent,
+    DraftMode,
+    GenerationSettings,
+    Message,
+    ModelSettings,
+    SpecSettings,
+)
+
+from .conftest import Placed, placements, specchat
+
+pytestmark = [pytest.mark.vulkan, pytest.mark.real]
+N_CTX = 256
+PROMPT = [Message("user", "Name three primary colors.")]
+GREEDY = GenerationSettings(max_tokens=10, temperature=0.0)
+
+
+@pytest.fixture
+def load_log(monkeypatch, capfd):
+    """Reads llama.cpp's log of the loads made since the test began."""
+    monkeypatch.setenv("SPECCHAT_LLAMA_LOG", "1")
+    capfd.readouterr()
+    return lambda: capfd.readouterr().err
+
+
+def open_model(path: Path, n_gpu_layers: int) -> LlamaModel:
+    return LlamaModel.open(ModelSettings(path=path, n_ctx=N_CTX, n_gpu_layers=n_gpu_layers))
+
+
+def reported(model_info) -> Placed:
+    """What specchat says, in the log's terms (llama.cpp counts the output layer too)."""
+    return Placed(model_info.n_gpu_layers, frozenset(), (0, model_info.offloadable_layers))
+
+
+def model_buffers(log: str) -> dict[str, float]:
+    """MiB of weights per buffer, from llama.cpp's "<buffer> model buffer size = X MiB" lines."""
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"load_tensors: +(\S+) model buffer size = +([\d.]+) MiB", log)}
+
+
+def check_matches(log_placed: Placed, info, device: str) -> None:
+    assert log_placed.on_gpu == log_placed.summary[0]  # the summary says what the layers say
+    assert info.n_gpu_layers == log_placed.on_gpu
+    assert info.offloadable_layers == log_placed.summary[1]
+    assert log_placed.devices <= {device}
+
+
+def test_target_fully_offloaded(vulkan_device, real_models, load_log) -> None:
+    model = open_model(real_models["qwen"], -1)
+    try:
+        log = load_log()
+        (placed,) = placements(log)
+        check_matches(placed, model.info(), vulkan_device)
+        assert placed.on_gpu == 25 and placed.summary == (25, 25)  # 24 blocks + output
+        # and the weights are there: a tensor the device cannot take is put on the CPU even in
+        # a layer "assigned" to it (only the input embeddings belong there)
+        buffers = model_buffers(log)
+        assert buffers[vulkan_device] > 2 * buffers["CPU_Mapped"], buffers
+        assert f"{vulkan_device} KV buffer size" in log  # the cache is on the device too
+    finally:
+        model.close()
+
+
+def test_target_partly_offloaded(vulkan_device, real_models, load_log) -> None:
+    """N layers: llama.cpp puts the output layer and the last N - 1 blocks on the GPU."""
+    model = open_model(real_models["qwen"], 8)
+    try:
+        (placed,) = placements(load_log())
+        check_matches(placed, model.info(), vulkan_device)
+        assert placed.summary == (8, 25)
+    finally:
+        model.close()
+
+
+def generate(engine: SpeculativeEngine) -> DoneEvent:
+    events = list(engine.chat(PROMPT, GREEDY))
+    assert isinstance(events[-1], DoneEvent)
+    return events[-1]
+
+
+def test_draft_fully_offloaded_and_greedy_equals_the_target(vulkan_device, real_models,
+                                                            derived_models, load_log) -> None:
+    """A same-vocabulary pair, both models on the device: what it writes is the target's. (On
+    Vulkan a position's logits in a batch differ from a one-token pass by up to ~0.2-0.6, see
+    docs/gpu.md: a near-tie could still flip a token; a failure says where and the gap.)"""
+    target = ModelSettings(path=real_models["smollm2"], n_ctx=N_CTX, n_gpu_layers=-1)
+    draft = ModelSettings(path=derived_models["smollm2-q4_0"], n_ctx=N_CTX, n_gpu_layers=-1)
+    engine = SpeculativeEngine.load(target, draft, SpecSettings(draft_max=4, adaptive=False))
+    try:
+        t_placed, d_placed = placements(load_log())
+        check_matches(t_placed, engine.info.target, vulkan_device)
+        assert engine.info.draft is not None
+        check_matches(d_placed, engine.info.draft, vulkan_device)
+        assert d_placed.summary == (31, 31) and engine.info.backend == "Vulkan"
+        speculative = generate(engine)
+    finally:
+        engine.close()
+    alone = SpeculativeEngine.load(target, None, SpecSettings(mode=DraftMode.NONE))
+    try:
+        want = generate(alone)
+        if speculative.token_ids != want.token_ids:
+            pairs = zip(speculative.token_ids, want.token_ids, strict=False)
+            at = next((i for i, (a, b) in enumerate(pairs) if a != b), len(want.token_ids))
+            alone.target.reset()
+            alone.target.decode(alone.tokenize_chat(PROMPT) + list(want.token_ids[:at]))
+            top = np.sort(alone.target.logits(-1))[-2:]
+            pytest.fail(f"diverged at token {at} (top-2 logit gap there: {top[1] - top[0]:.4f})")
+    finally:
+        alone.close()
+    assert len(want.token_ids) == GREEDY.max_tokens and speculative.stats.drafted > 0
+
+
+def test_auto_under_a_budget_splits_as_planned(vulkan_device, real_models, monkeypatch,
+                                               load_log) -> None:
+    """SPECCHAT_VRAM_BUDGET makes the 2 GiB lavapipe device a small GPU: "auto" splits the
+    target and gives the draft what is left, and llama.cpp places exactly that."""
+    monkeypatch.setenv("SPECCHAT_VRAM_BUDGET", "1000M")
+    pair = PairConfig(target=ModelConfig(path="t", n_ctx=N_CTX),
+                      draft=ModelConfig(path="d", n_ctx=N_CTX), cross_vocab=True)
+    target, draft = to_pair_settings(pair, real_models["qwen"], real_models["smollm2"])
+    assert draft is not None
+    assert 0 < target.n_gpu_layers < 25, target  # split, not all and not none
+    assert draft.n_gpu_layers != -1, draft  # the target took most of the budget
+    engine = SpeculativeEngine.load(target, draft, SpecSettings(cross_vocab=True))
+    try:
+        t_placed, d_placed = placements(load_log())
+        check_matches(t_placed, engine.info.target, vulkan_device)
+        assert engine.info.draft is not None
+        check_matches(d_placed, engine.info.draft, vulkan_device)
+        assert t_placed.summary[0] == target.n_gpu_layers
+        assert d_placed.summary[0] == draft.n_gpu_layers
+        assert not engine.info.notices  # the plan fitted: no CPU fallback
+    finally:
+        engine.close()
+
+
+def test_doctor_names_the_device_and_offload(vulkan_device) -> None:
+    proc = specchat("doctor")
+    assert proc.returncode == 0, proc.stderr
+    first = next(line for line in proc.stdout.splitlines() if line.startswith("llama.cpp"))
+    assert first.startswith("llama.cpp     backend Vulkan (built with Vulkan")
+    assert f"GPU seen yes ({vulkan_device})" in first and first.endswith("GPU offload yes")
+    device = next(line for line in proc.stdout.splitlines() if f"GPU: {vulkan_device}" in line)
+    assert "llvmpipe" in device and "GB free" in device
+
+
+def test_a_plan_that_does_not_fit_falls_back_to_the_cpu_and_says_so(vulkan_device,
+                                                                    real_models) -> None:
+    """All layers asked of a device that cannot hold them: llama.cpp's
+    GGML_VK_FORCE_MAX_BUFFER_SIZE makes the device's buffers smaller than the model's weights
+    need, so allocating them fails at load as on a full GPU (lavapipe itself never runs out: its
+    "device memory" is the process's). The model runs on the CPU and one line says so."""
+    proc = specchat("ask", "--target", str(real_models["smollm2"]), "--no-draft",
+                    "--n-gpu-layers", "-1", "--n-ctx", str(N_CTX), "--max-tokens", "3",
+                    "--temperature", "0", "Hi",
+                    env={"GGML_VK_FORCE_MAX_BUFFER_SIZE": str(16 << 20)})
+    assert proc.returncode == 0, proc.stderr
+    notices = [line for line in proc.stderr.splitlines() if "on the CPU instead" in line]
+    assert len(notices) == 1, proc.stderr
+    assert notices[0] == (
+        "specchat: could not load SmolLM2-135M-Instruct.Q4_1.gguf with -1 GPU layers (out of GPU "
+        "memory?); retry with fewer --n-gpu-layers or 0 -- loaded SmolLM2-135M-Instruct.Q4_1.gguf "
+        "on the CPU instead (to keep part of it on the GPU, set n_gpu_layers to a layer count, "
+        "lower than 31)")
+    assert proc.stdout.strip()
+
+
+def test_no_vulkan_driver_runs_on_the_cpu_and_says_why(vulkan_device, real_models) -> None:
+    """The driver is gone at run time (VK_ICD_FILENAMES points nowhere): doctor says the build
+    has Vulkan but sees no GPU, and GPU layers asked for run on the CPU with a notice."""
+    gone = {"VK_ICD_FILENAMES": "/nonexistent/icd.json", "VK_DRIVER_FILES": "/nonexistent/icd.json"}
+    doctor = specchat("doctor", env=gone)
+    assert doctor.returncode == 0, doctor.stderr
+    assert "backend Vulkan" in doctor.stdout and "GPU seen no" in doctor.stdout
+    assert "vulkaninfo --summary" in doctor.stdout
+    proc = specchat("ask", "--target", str(real_models["smollm2"]), "--no-draft",
+                    "--n-gpu-layers", "-1", "--n-ctx", str(N_CTX), "--max-tokens", "3",
+                    "--temperature", "0", "Hi", env=gone)
+    assert proc.returncode == 0, proc.stderr
+    (notice,) = [line for line in proc.stderr.splitlines() if "n_gpu_layers" in line]
+    assert "has Vulkan but sees no Vulkan GPU" in notice and notice.endswith("on the CPU")
+
+
+def test_bench_report_names_the_backend(vulkan_device, real_models, derived_models,
+                                        tmp_path: Path) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"name": "colors", "prompt": "Name three primary colors."}\n')
+    proc = specchat("bench", "--target", str(real_models["smollm2"]),
+                    "--draft", str(derived_models["smollm2-q4_0"]), "--n-gpu-layers", "-1",
+                    "--prompts", str(prompts), "--rounds", "1", "--max-tokens", "6",
+                    "--draft-lengths", "2", "--no-adaptive", "--no-lookup", "--no-warmup",
+                    "--physics-reps", "1", "--n-ctx", str(N_CTX), "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    placement = doc["settings"]["placement"]
+    assert placement["backend"] == "Vulkan"
+    assert placement["devices"][0].startswith(f"{vulkan_device}: llvmpipe")
+    assert placement["gpu_layers"] == {"target": "31/31", "draft": "31/31"}
+    modes = {m["mode"]: m for m in doc["modes"]}
+    assert modes["k=2"]["greedy_identity"] == 1.0
