@@ -43,8 +43,8 @@ case "$BACKEND" in auto|cpu|cuda|metal|vulkan) ;; *)
   bad "unknown --backend '$BACKEND' (auto, cpu, cuda, metal, vulkan)" ;; esac
 if [ -n "$SDIST" ] && [ ! -e "$SDIST" ]; then bad "--sdist $SDIST: no such file or folder"; fi
 
-# shellcheck source=packaging/llama-build.sh
-. "$HERE/llama-build.sh"
+# shellcheck source=packaging/lib/llama-programs.bash
+. "$HERE/lib/llama-programs.bash"
 
 if [ -z "$VERSION" ] && [ -n "$SDIST" ]; then VERSION="$(sdist_version "$SDIST")"; fi
 [ -n "$VERSION" ] || VERSION="$(installed_version || true)"

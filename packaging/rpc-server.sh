@@ -72,8 +72,8 @@ case "$BACKEND" in auto|cpu|cuda|metal|vulkan) ;; *)
   bad "unknown --backend '$BACKEND' (auto, cpu, cuda, metal, vulkan)" ;; esac
 if [ -n "$SDIST" ] && [ ! -e "$SDIST" ]; then bad "--sdist $SDIST: no such file or folder"; fi
 
-# shellcheck source=packaging/llama-build.sh
-. "$HERE/llama-build.sh"  # PY, VERSION resolution, fetch_source, build_once ...
+# shellcheck source=packaging/lib/llama-programs.bash
+. "$HERE/lib/llama-programs.bash"  # PY, VERSION resolution, fetch_source, build_once ...
 
 # check_host: prints loopback, private, all or public for --host, then fails if HOST:PORT cannot
 # be bound (llama.cpp's server reports a failed bind but exits 0).
