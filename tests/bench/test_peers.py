@@ -58,6 +58,8 @@ def test_native_spec_args_use_draft_simple_and_greedy() -> None:
     ngram = " ".join(native_spec_args(Path("t.gguf"), None, "hi", 64, 6, 2048, 2, 0,
                                       "ngram-mod"))
     assert "--spec-type ngram-mod" in ngram and "-md" not in ngram
+    alone = " ".join(native_spec_args(Path("t.gguf"), None, "hi", 64, 6, 2048, 2, 0, "none"))
+    assert "--spec-ngram-mod-n-match 1024" in alone and "--no-repack" in alone
     with pytest.raises(SpecchatError, match="needs a draft model"):
         native_spec_args(Path("t.gguf"), None, "hi", 64, 6, 2048, 2, 0)
 

@@ -81,7 +81,9 @@ _N_ACCEPT = re.compile(r"n_accept\s*=\s*(\d+)")
 
 # llama.cpp's speculative modes run beside specchat's: a draft model's, and the model-free n-gram
 # modes (what `--lookup` competes with), each from llama-speculative-simple; "none" is its
-# target alone on the same prompt, the baseline of the others.
+# target alone on the same prompt, the baseline of the others (the program refuses an empty
+# speculative setup, so "none" is ngram-mod with a lookup longer than any prompt: it never
+# drafts). Weight repacking stays off, as specchat keeps it (and AMX repacking crashes here).
 NATIVE_MODES = ("none", "draft-simple", "ngram-simple", "ngram-mod")
 CURVE_WIDTHS = (1, 2, 3, 5, 9, 17, 33)  # target pass widths the cost curve is measured at
 CURVE_DEPTH = 400  # tokens already in the cache when a curve's pass runs
@@ -103,8 +105,12 @@ def native_spec_args(target: Path, draft: Path | None, prompt: str, n: int, k: i
                      threads: int | None, ngl: int, spec_type: str = "draft-simple") -> list[str]:
     """llama-speculative-simple's arguments for one of NATIVE_MODES (greedy, the same context
     and threads as specchat; n-gram modes keep llama.cpp's own draft lengths)."""
-    args = ["-m", str(target), "--spec-type", spec_type, "-p", prompt, "-n", str(n),
-            "--temp", "0", "-c", str(n_ctx), "-ngl", str(ngl)]
+    args = ["-m", str(target), "-p", prompt, "-n", str(n), "--temp", "0", "-c", str(n_ctx),
+            "-ngl", str(ngl), "--no-repack"]
+    if spec_type == "none":
+        args += ["--spec-type", "ngram-mod", "--spec-ngram-mod-n-match", "1024"]
+    else:
+        args += ["--spec-type", spec_type]
     if spec_type == "draft-simple":
         if draft is None:
             raise SpecchatError("llama.cpp's draft-simple mode needs a draft model")
@@ -117,7 +123,7 @@ def native_curve_args(target: Path, widths: Sequence[int], depth: int, reps: int
                       threads: int | None, ngl: int) -> list[str]:
     """llama-bench timing one pass of each width after `depth` cached tokens."""
     args = ["-m", str(target), "-p", ",".join(str(w) for w in widths), "-n", "0",
-            "-d", str(depth), "-r", str(reps), "-ngl", str(ngl), "-o", "json"]
+            "-d", str(depth), "-r", str(reps), "-ngl", str(ngl), "--repack", "0", "-o", "json"]
     return args + (["-t", str(threads)] if threads else [])
 
 
