@@ -3,6 +3,7 @@ every prompt for several rounds (mode order rotated each round), all in one proc
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -398,32 +399,32 @@ def _native_runners(cfg: BenchConfig, engine, run: BenchRun):
 
 def cost_curve_notes(cfg: BenchConfig, engine, context: Sequence[int], reps: int = 3) -> list[str]:
     """The target's verification cost by pass width (ms, after CURVE_DEPTH cached tokens):
-    specchat's pass as the engine runs it (every row's logits read), beside llama-bench's
-    prompt pass of the same width (llama.cpp computes the last row's logits only there)."""
-    from statistics import median
-
+    specchat's pass as the engine runs it (every row's logits computed and read), the same pass
+    with the last row's logits only (what llama-bench times), and llama-bench's own."""
     from specchat.engine.costs import timed_pass
 
     target = engine.target
     fill = [context[i % len(context)] for i in range(CURVE_DEPTH + max(CURVE_WIDTHS))]
     target.reset()
     target.decode(fill[:CURVE_DEPTH], "last")
-    ours = {}
-    for w in CURVE_WIDTHS:
-        times = []
-        for _ in range(reps):
-            times.append(timed_pass(target, fill[CURVE_DEPTH : CURVE_DEPTH + w]) * 1000)
-            target.truncate(CURVE_DEPTH)
-        ours[w] = median(times)
+
+    def curve(every_row: bool) -> dict[int, float]:
+        out = {}
+        for w in CURVE_WIDTHS:
+            times = []
+            for _ in range(reps):
+                times.append(timed_pass(target, fill[CURVE_DEPTH : CURVE_DEPTH + w], every_row))
+                target.truncate(CURVE_DEPTH)
+            out[w] = statistics.median(times) * 1000
+        return out
+
+    curves = {"specchat verify (every row)": curve(True), "specchat, last row only": curve(False)}
     target.reset()
-    line = "verify cost by width (ms): specchat " + ", ".join(
-        f"{w}: {ms:.0f}" for w, ms in ours.items())
-    notes = [line]
     if cfg.native_bin is not None:
         _, bench_exe = find_native(cfg.native_bin)
         t = cfg.target
-        native = parse_native_curve(run_native(bench_exe, native_curve_args(
-            t.path, CURVE_WIDTHS, CURVE_DEPTH, reps, t.n_threads, t.n_gpu_layers)))
-        notes.append("verify cost by width (ms): llama-bench " + ", ".join(
-            f"{w}: {native[w]:.0f}" for w in CURVE_WIDTHS if w in native))
-    return notes
+        curves["llama-bench (last row only)"] = parse_native_curve(run_native(
+            bench_exe, native_curve_args(t.path, CURVE_WIDTHS, CURVE_DEPTH, reps, t.n_threads,
+                                         t.n_gpu_layers)))
+    return [f"pass cost by width at depth {CURVE_DEPTH} (ms), {name}: " + ", ".join(
+        f"{w}: {ms[w]:.0f}" for w in CURVE_WIDTHS if w in ms) for name, ms in curves.items()]
