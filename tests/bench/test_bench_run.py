@@ -83,3 +83,40 @@ def test_bench_cross_vocab_pair(real_models: dict[str, Path],
     assert doc["physics"]["c"] > 0
     modes = {m["mode"]: m for m in doc["modes"]}
     assert all(m["greedy_identity"] == 1.0 for m in modes.values())
+
+
+FAKE_SPEC = """#!/bin/sh
+case "$*" in *n-match\\ 1024*) speed=10.0 ;; *ngram*) speed=15.0 ;; *) speed=12.0 ;; esac
+echo "main: decoded   6 tokens in    0.600 seconds, speed:   $speed t/s" >&2
+echo "main: n_drafted = 4" >&2
+echo "main: n_accept  = 3" >&2
+"""
+FAKE_BENCH = """#!/bin/sh
+echo '[{"n_prompt": 1, "n_gen": 0, "avg_ns": 40000000},'
+echo ' {"n_prompt": 9, "n_gen": 0, "avg_ns": 172000000}]'
+"""
+
+
+def test_bench_beside_llama_cpp_with_its_cost_curve(
+        quick_pair: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--peer llama.cpp runs llama.cpp's modes on the same prompts (stand-in programs here: the
+    plumbing, not llama.cpp, is under test) and reports the verification cost by width: every
+    row (specchat's verify pass), the last row only, and llama-bench's."""
+    target, draft = quick_pair
+    for name, text in (("llama-speculative-simple", FAKE_SPEC), ("llama-bench", FAKE_BENCH)):
+        exe = tmp_path / name
+        exe.write_text(text)
+        exe.chmod(0o755)
+    argv = ["bench", "--target", str(target), "--draft", str(draft), "--rounds", "1",
+            "--max-tokens", "6", "--draft-lengths", "2", "--no-adaptive", "--physics-reps", "1",
+            "--threads", "1", "--n-ctx", "512", "--no-warmup", "--peer", "llama.cpp",
+            "--llama-cpp-bin", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    modes = {m["mode"]: m for m in doc["modes"]}
+    assert {"llama.cpp target", "llama.cpp draft-simple k=6", "llama.cpp ngram-simple",
+            "llama.cpp ngram-mod"} <= set(modes)
+    assert modes["llama.cpp ngram-mod"]["speedup"]["median"] == pytest.approx(1.5)
+    curves = [n for n in doc["notes"] if n.startswith("pass cost by width")]
+    assert len(curves) == 3 and "llama-bench" in curves[2] and "9: 172" in curves[2]
