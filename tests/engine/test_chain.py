@@ -89,7 +89,7 @@ def test_a_long_match_is_drafted_by_the_suffix_drafter_first() -> None:
     for _ in range(10):  # long matches keep being accepted: proposals grow to the full length
         c.after_round(d, len(d.tokens), verify_cost(len(d.tokens) + 1))
         d = c.draft(ctx, 100, GREEDY, RNG)
-    assert d.tokens == CODE[20:50]  # ALPHA x 20 matched tokens
+    assert d.tokens == CODE[20:52]  # a long match is followed to --suffix-max
     assert model.calls == 0
     assert c.suffix is not None and c.suffix.counters.proposals == 10
 

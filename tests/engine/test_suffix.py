@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from specchat.engine.suffix import ALPHA, LONG, SuffixDrafter, SuffixIndex
+from specchat.engine.suffix import ALPHA, FOLLOW_MATCH, LONG, SuffixDrafter, SuffixIndex
 
 
 def index_of(tokens: list[int]) -> SuffixIndex:
@@ -88,3 +88,16 @@ def test_long_match_over_a_long_context() -> None:
     p = idx.propose(16)
     assert p.tokens == code[start + LONG + 4 : start + LONG + 4 + 15]
     assert p.match_len == LONG + 4
+
+
+def test_a_long_match_is_followed_as_far_as_the_earlier_text_agrees() -> None:
+    """Below FOLLOW_MATCH a proposal is at most ALPHA x the match; from there it runs on (the
+    trust, not the index, decides how much of it is worth a pass)."""
+    text = list(range(100, 200))
+    index = SuffixIndex()
+    index.extend([*text, 7, *text[:FOLLOW_MATCH - 2]])
+    short = index.propose(64)
+    assert short.match_len == FOLLOW_MATCH - 2 and len(short.tokens) <= ALPHA * short.match_len
+    index.extend(text[FOLLOW_MATCH - 2 : FOLLOW_MATCH])
+    long = index.propose(64)
+    assert long.match_len == FOLLOW_MATCH and long.tokens == text[FOLLOW_MATCH : FOLLOW_MATCH + 64]

@@ -7,13 +7,13 @@ in order) find earlier occurrences of the context's end in one dictionary look-u
 then extended backwards from each candidate to its full length (capped at MAX_MATCH).
 
 How far to trust a match follows SuffixDecoding (Oliaro et al. 2024): its length, and how often
-the same continuation followed equally long matches (support). A proposal runs at most
-ALPHA x match length tokens and stops where fewer than MIN_SUPPORT of the equally good matches
-agree on the next token. SuffixTrust then decides how many of those tokens are worth a batched
-target pass, from the acceptance this match length has earned so far and what a pass of that
-width costs (costs.CostModel). Proposals are free to make, so they may run to limits.MAX_DRAFT
-tokens, past the draft model's draft_max: a reply that copies a whole function is verified in
-long runs, where a token costs least."""
+the same continuation followed equally long matches (support). A proposal runs at most ALPHA x
+match length tokens (no cap once the match is FOLLOW_MATCH tokens long) and stops where fewer
+than MIN_SUPPORT of the equally good matches agree on the next token. SuffixTrust then decides
+how many of those tokens are worth a batched target pass, from the acceptance this match length
+has earned so far and what a pass of that width costs (costs.CostModel). Proposals are free to
+make, so they may run to limits.MAX_DRAFT tokens, past the draft model's draft_max: a reply that
+copies a whole function is verified in long runs, where a token costs least."""
 
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ SHORT = 2  # n-gram length of the fallback table (a match of at least this many 
 LONG = 6  # n-gram length of the main table
 MAX_MATCH = 64  # a match is not extended backwards further than this
 MAX_CANDIDATES = 16  # most recent earlier occurrences examined per proposal
-ALPHA = 1.5  # a proposal is at most ALPHA x match length tokens
+ALPHA = 1.5  # a proposal is at most ALPHA x match length tokens...
+# ...until the match is this long: then it runs as far as the earlier text agrees (SuffixTrust
+# has learned how far matches of this length are followed, and cuts it to what pays)
+FOLLOW_MATCH = 16
 MIN_SUPPORT = 0.5  # stop where fewer than this share of equally good matches agree
 # Acceptance per match-length bucket (<4, 4-7, 8-15, 16+ tokens matched), starting from a prior
 # worth PRIOR_WEIGHT rounds: a long match in a conversation is usually copied.
@@ -144,7 +147,8 @@ class SuffixIndex:
         lengths = [(self.match_length(e, floor), e) for e in found]
         best_len, best = max(lengths)
         peers = [e for m, e in lengths if 2 * m >= best_len]  # equally good matches
-        limit = min(n, math.ceil(ALPHA * best_len), len(self.tokens) - best)
+        cap = n if best_len >= FOLLOW_MATCH else math.ceil(ALPHA * best_len)
+        limit = min(n, cap, len(self.tokens) - best)
         return self._continue(best, best_len, peers, limit)
 
     def _continue(self, best: int, best_len: int, peers: list[int], limit: int) -> SuffixProposal:
