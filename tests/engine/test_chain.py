@@ -145,16 +145,16 @@ def proposal(match_len: int, support: Sequence[float]):
 
 def test_suffix_length_follows_earned_acceptance() -> None:
     trust, costs = SuffixTrust(), cpu_costs(None)
-    full = proposal(30, [1.0] * 8)
-    first = trust.plan(full, 8, costs)[0]  # long matches: the 95% prior
-    assert 1 <= first < 8
+    full = proposal(30, [1.0] * 32)
+    first = trust.plan(full, 32, costs)[0]  # long matches: the 98% prior
+    assert 1 <= first < 32
     for _ in range(10):
         trust.record(30, first, first)
-    assert trust.plan(full, 8, costs)[0] == 8  # all accepted: the whole proposal is worth it
+    assert trust.plan(full, 32, costs)[0] == 32  # all accepted: the whole proposal is worth it
     for _ in range(30):  # then long matches turn out to be wrong after 1 token
         trust.record(30, 8, 1)
     assert trust.acceptance(30) < 0.7
-    assert trust.plan(full, 8, costs)[0] < first
+    assert trust.plan(full, 32, costs)[0] < first
     assert trust.acceptance(5) == SuffixTrust().acceptance(5)  # the other buckets untouched
 
 

@@ -41,7 +41,7 @@ MIN_SUPPORT = 0.5  # stop where fewer than this share of equally good matches ag
 # Acceptance per match-length bucket (<4, 4-7, 8-15, 16+ tokens matched), starting from a prior
 # worth PRIOR_WEIGHT rounds: a long match in a conversation is usually copied.
 BUCKETS = (4, 8, 16)
-PRIOR = (0.4, 0.85, 0.92, 0.95)
+PRIOR = (0.4, 0.85, 0.95, 0.98)
 PRIOR_WEIGHT = 2.0
 
 
