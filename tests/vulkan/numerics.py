@@ -27,8 +27,9 @@ GREEDY_TOKENS = 24
 
 
 def open_model(path: Path, n_gpu_layers: int) -> LlamaModel:
+    # flash attention off: lavapipe (Mesa 22.3) crashes in its shaders (tests/vulkan)
     return LlamaModel.open(ModelSettings(path=path, n_ctx=512, n_gpu_layers=n_gpu_layers,
-                                         n_threads=1))
+                                         n_threads=1, flash_attn=False))
 
 
 def one_by_one(model: LlamaModel, tokens: list[int]) -> np.ndarray:
