@@ -23,7 +23,7 @@ from specchat.engine.types import ModelSettings
 PROMPT = ("<|im_start|>user\nWrite a short poem about the sea, then explain what a tide is."
           "<|im_end|>\n<|im_start|>assistant\n")
 BATCHES = (2, 5, 9)
-GREEDY_TOKENS = 24
+GREEDY_TOKENS = 16
 
 
 def open_model(path: Path, n_gpu_layers: int) -> LlamaModel:
