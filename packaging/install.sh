@@ -61,7 +61,11 @@ detect() {
     if [ -z "$problems" ]; then echo "$b"; return; fi
     one_paragraph "install.sh: not building for $b: this machine has the hardware, but its build needs " \
       <<<"$problems" >&2
-    echo "  (fix that and rerun with --backend $b, which installs what it can itself)" >&2
+    if [ "$b" = vulkan ]; then
+      echo "  (--backend vulkan installs what it can itself: Debian/Ubuntu packages as root, newer headers)" >&2
+    else
+      echo "  (fix that and rerun with --backend $b)" >&2
+    fi
   done
   if vulkan_cpu_device_only; then
     echo "install.sh: the only Vulkan device here is a CPU one (Mesa's llvmpipe): building for CPU" \

@@ -4,7 +4,7 @@
 # under a memory budget) checked against llama.cpp's own load log, speculative output against the
 # target alone, the failure cases, doctor and bench.
 #
-#   bash packaging/vulkan-check.sh [--build-only] [PYTEST ARGS...]
+#   bash packaging/vulkan-check.sh [--build-only | --numerics] [PYTEST ARGS...]
 #
 # The first run builds llama-cpp-python with -DGGML_VULKAN=on (about 10 minutes on 2 cores; the
 # same cached build install.sh --backend vulkan uses, under
@@ -13,14 +13,19 @@
 # (glslc, spirv-headers, libvulkan-dev, mesa-vulkan-drivers) and fetches Vulkan headers new enough
 # (Debian 13's) when the system's are older than llama.cpp needs; elsewhere it says what is
 # missing. The tests (pytest -m vulkan, tests/vulkan) print short outputs: lavapipe is slow.
+# --numerics then prints how Vulkan's logits compare with the CPU's and across batch sizes
+# (tests/vulkan/numerics.py on SmolLM2-135M and Qwen2.5-Coder-0.5B; a few more minutes).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ME="vulkan-check.sh"
 PYTHON="${PYTHON:-python3}"
-BUILD_ONLY=0
-if [ "${1:-}" = --build-only ]; then BUILD_ONLY=1; shift; fi
-case "${1:-}" in -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+BUILD_ONLY=0; NUMERICS=0
+case "${1:-}" in
+  --build-only) BUILD_ONLY=1; shift ;;
+  --numerics) NUMERICS=1; shift ;;
+  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
 
 # shellcheck source=lib/llama-build.bash
 . "$ROOT/packaging/lib/llama-build.bash"
@@ -77,5 +82,14 @@ set +e
 "$VENV/bin/python" -m pytest -m vulkan tests/vulkan -p no:cacheprovider -q "$@"
 RC=$?
 set -e
-echo "vulkan tests: $((SECONDS - T1)) s (exit $RC); whole check: $((SECONDS - T0)) s"
+echo "vulkan tests: $((SECONDS - T1)) s (exit $RC)"
+if [ "$NUMERICS" = 1 ]; then
+  MODELS="$("$VENV/bin/python" -c 'from specchat.config.registry import load_registry
+from specchat.sources import resolve_model
+demo = load_registry().get("demo")
+print(resolve_model(demo.draft, progress=False), resolve_model(demo.target, progress=False))')"
+  # shellcheck disable=SC2086
+  "$VENV/bin/python" tests/vulkan/numerics.py $MODELS
+fi
+echo "whole check: $((SECONDS - T0)) s"
 exit "$RC"

@@ -20,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ASSIGNED = re.compile(r"load_tensors: layer +(\d+) assigned to device (\S+),")
 OFFLOADED = re.compile(r"load_tensors: offloaded (\d+)/(\d+) layers to GPU")
+BUFFER = re.compile(r"load_tensors: +(\S+) model buffer size = +([\d.]+) MiB")
 
 
 @pytest.fixture(scope="session")
@@ -58,21 +59,31 @@ class Placed:
     on_gpu: int  # layers (output layer included) assigned to a device other than the CPU
     devices: frozenset[str]
     summary: tuple[int, int]  # "offloaded X/Y layers to GPU"
+    buffers: dict[str, float]  # MiB of weights per buffer ("CPU_Mapped", "Vulkan0")
 
 
 def placements(log: str) -> list[Placed]:
-    """Each model's placement, in load order (its per-layer lines end with its summary line)."""
-    found: list[Placed] = []
-    layers: dict[int, str] = {}
-    for line in log.splitlines():
-        if m := ASSIGNED.search(line):
-            layers[int(m.group(1))] = m.group(2)
-        elif m := OFFLOADED.search(line):
-            gpu = {i: d for i, d in layers.items() if d != "CPU"}
-            found.append(Placed(len(gpu), frozenset(gpu.values()),
-                                (int(m.group(1)), int(m.group(2)))))
-            layers = {}
+    """Each model's placement, in load order (a model's part of the log starts with its
+    loader's "loaded meta data" line)."""
+    found = []
+    for part in re.split(r"(?=llama_model_loader: loaded meta data)", log)[1:]:
+        layers = {int(m.group(1)): m.group(2) for m in ASSIGNED.finditer(part)}
+        summary = OFFLOADED.search(part)
+        if summary is None:  # a vocabulary-only load (a cross-vocabulary draft's tokenizer)
+            continue
+        gpu = {i: d for i, d in layers.items() if d != "CPU"}
+        buffers = {m.group(1): float(m.group(2)) for m in BUFFER.finditer(part)}
+        found.append(Placed(len(gpu), frozenset(gpu.values()),
+                            (int(summary.group(1)), int(summary.group(2))), buffers))
     return found
+
+
+def tensor_mib(path: Path, *names: str) -> float:
+    """MiB the named tensors take in the GGUF file."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    return sum(t.n_bytes for t in reader.tensors if t.name in names) / (1 << 20)
 
 
 def specchat(*args: str, env: dict[str, str] | None = None,

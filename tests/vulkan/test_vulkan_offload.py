@@ -8,7 +8,6 @@ fallback that says so. Outputs are a few tokens: lavapipe is a CPU pretending to
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,14 @@ from specchat.engine.types import (
     SpecSettings,
 )
 
-from .conftest import Placed, placements, specchat
+from .conftest import Placed, placements, specchat, tensor_mib
 
 pytestmark = [pytest.mark.vulkan, pytest.mark.real]
 N_CTX = 256
+# Mesa 22.3's lavapipe (Debian 12) crashes in its own worker thread (SIGSEGV in libvulkan_lvp)
+# running llama.cpp's flash-attention shaders: a driver bug, not specchat's or llama.cpp's. Every
+# model here runs with flash attention off (docs/gpu.md).
+FA = False
 PROMPT = [Message("user", "Name three primary colors.")]
 GREEDY = GenerationSettings(max_tokens=10, temperature=0.0)
 
@@ -44,18 +47,14 @@ def load_log(monkeypatch, capfd):
 
 
 def open_model(path: Path, n_gpu_layers: int) -> LlamaModel:
-    return LlamaModel.open(ModelSettings(path=path, n_ctx=N_CTX, n_gpu_layers=n_gpu_layers))
+    return LlamaModel.open(ModelSettings(path=path, n_ctx=N_CTX, n_gpu_layers=n_gpu_layers,
+                                         flash_attn=FA))
 
 
-def reported(model_info) -> Placed:
-    """What specchat says, in the log's terms (llama.cpp counts the output layer too)."""
-    return Placed(model_info.n_gpu_layers, frozenset(), (0, model_info.offloadable_layers))
+def all_tensors(path: Path) -> list[str]:
+    import gguf
 
-
-def model_buffers(log: str) -> dict[str, float]:
-    """MiB of weights per buffer, from llama.cpp's "<buffer> model buffer size = X MiB" lines."""
-    return {m.group(1): float(m.group(2))
-            for m in re.finditer(r"load_tensors: +(\S+) model buffer size = +([\d.]+) MiB", log)}
+    return [t.name for t in gguf.GGUFReader(path).tensors]
 
 
 def check_matches(log_placed: Placed, info, device: str) -> None:
@@ -72,10 +71,15 @@ def test_target_fully_offloaded(vulkan_device, real_models, load_log) -> None:
         (placed,) = placements(log)
         check_matches(placed, model.info(), vulkan_device)
         assert placed.on_gpu == 25 and placed.summary == (25, 25)  # 24 blocks + output
-        # and the weights are there: a tensor the device cannot take is put on the CPU even in
-        # a layer "assigned" to it (only the input embeddings belong there)
-        buffers = model_buffers(log)
-        assert buffers[vulkan_device] > 2 * buffers["CPU_Mapped"], buffers
+        # Where the weights are: the input embeddings stay on the CPU by design, and so does
+        # Qwen's output weight (138 MiB of Q8_0), larger than lavapipe's largest storage buffer
+        # (maxStorageBufferRange 128 MiB), although llama.cpp (and so specchat) counts the output
+        # layer as offloaded. Everything else is on the device.
+        qwen = real_models["qwen"]
+        kept = tensor_mib(qwen, "token_embd.weight", "output.weight")
+        assert placed.buffers["CPU_Mapped"] == pytest.approx(kept, abs=0.01), placed.buffers
+        assert placed.buffers[vulkan_device] == pytest.approx(
+            tensor_mib(qwen, *all_tensors(qwen)) - kept, abs=0.5)
         assert f"{vulkan_device} KV buffer size" in log  # the cache is on the device too
     finally:
         model.close()
@@ -103,8 +107,10 @@ def test_draft_fully_offloaded_and_greedy_equals_the_target(vulkan_device, real_
     """A same-vocabulary pair, both models on the device: what it writes is the target's. (On
     Vulkan a position's logits in a batch differ from a one-token pass by up to ~0.2-0.6, see
     docs/gpu.md: a near-tie could still flip a token; a failure says where and the gap.)"""
-    target = ModelSettings(path=real_models["smollm2"], n_ctx=N_CTX, n_gpu_layers=-1)
-    draft = ModelSettings(path=derived_models["smollm2-q4_0"], n_ctx=N_CTX, n_gpu_layers=-1)
+    target = ModelSettings(path=real_models["smollm2"], n_ctx=N_CTX, n_gpu_layers=-1,
+                           flash_attn=FA)
+    draft = ModelSettings(path=derived_models["smollm2-q4_0"], n_ctx=N_CTX, n_gpu_layers=-1,
+                          flash_attn=FA)
     engine = SpeculativeEngine.load(target, draft, SpecSettings(draft_max=4, adaptive=False))
     try:
         t_placed, d_placed = placements(load_log())
@@ -112,6 +118,9 @@ def test_draft_fully_offloaded_and_greedy_equals_the_target(vulkan_device, real_
         assert engine.info.draft is not None
         check_matches(d_placed, engine.info.draft, vulkan_device)
         assert d_placed.summary == (31, 31) and engine.info.backend == "Vulkan"
+        # every weight but the input embeddings on the device
+        embeddings = tensor_mib(draft.path, "token_embd.weight")
+        assert d_placed.buffers["CPU_Mapped"] == pytest.approx(embeddings, abs=0.01)
         speculative = generate(engine)
     finally:
         engine.close()
@@ -135,8 +144,8 @@ def test_auto_under_a_budget_splits_as_planned(vulkan_device, real_models, monke
     """SPECCHAT_VRAM_BUDGET makes the 2 GiB lavapipe device a small GPU: "auto" splits the
     target and gives the draft what is left, and llama.cpp places exactly that."""
     monkeypatch.setenv("SPECCHAT_VRAM_BUDGET", "1000M")
-    pair = PairConfig(target=ModelConfig(path="t", n_ctx=N_CTX),
-                      draft=ModelConfig(path="d", n_ctx=N_CTX), cross_vocab=True)
+    pair = PairConfig(target=ModelConfig(path="t", n_ctx=N_CTX, flash_attn=FA),
+                      draft=ModelConfig(path="d", n_ctx=N_CTX, flash_attn=FA), cross_vocab=True)
     target, draft = to_pair_settings(pair, real_models["qwen"], real_models["smollm2"])
     assert draft is not None
     assert 0 < target.n_gpu_layers < 25, target  # split, not all and not none
@@ -203,10 +212,20 @@ def test_no_vulkan_driver_runs_on_the_cpu_and_says_why(vulkan_device, real_model
 
 def test_bench_report_names_the_backend(vulkan_device, real_models, derived_models,
                                         tmp_path: Path) -> None:
+    config = tmp_path / "models.toml"
+    config.write_text(f"""
+[pairs.vk]
+description = "SmolLM2 and its Q4_0 copy, flash attention off (lavapipe)"
+[pairs.vk.target]
+path = "{real_models['smollm2']}"
+flash_attn = false
+[pairs.vk.draft]
+path = "{derived_models['smollm2-q4_0']}"
+flash_attn = false
+""")
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"name": "colors", "prompt": "Name three primary colors."}\n')
-    proc = specchat("bench", "--target", str(real_models["smollm2"]),
-                    "--draft", str(derived_models["smollm2-q4_0"]), "--n-gpu-layers", "-1",
+    proc = specchat("--config", str(config), "bench", "--pair", "vk", "--n-gpu-layers", "-1",
                     "--prompts", str(prompts), "--rounds", "1", "--max-tokens", "6",
                     "--draft-lengths", "2", "--no-adaptive", "--no-lookup", "--no-warmup",
                     "--physics-reps", "1", "--n-ctx", str(N_CTX), "--json")

@@ -179,15 +179,15 @@ def built_with() -> tuple[str, ...]:
 
 def no_gpu_reason() -> str:
     """Why this build offloads nothing (for a notice when GPU layers were asked for)."""
-    built = backend()
-    if built in ("CPU", "unavailable"):
-        return ("this llama.cpp build is CPU-only (rebuild it for your GPU: "
-                "packaging/install.sh --backend cuda, metal or vulkan)")
-    if built == "Vulkan" or "Vulkan" in built_with():
+    compiled = built_with()
+    if "Vulkan" in compiled:
         return ("this llama.cpp build has Vulkan but sees no Vulkan GPU (no driver or ICD found: "
                 "check `vulkaninfo --summary`; a CPU-type device such as llvmpipe is used only "
                 "when GGML_VK_VISIBLE_DEVICES names it)")
-    return f"this llama.cpp build has {built} but sees no GPU (check the driver)"
+    if compiled:
+        return f"this llama.cpp build has {', '.join(compiled)} but sees no GPU (check the driver)"
+    return ("this llama.cpp build is CPU-only (rebuild it for your GPU: "
+            "packaging/install.sh --backend cuda, metal or vulkan)")
 
 
 def system_memory() -> tuple[int, int]:
