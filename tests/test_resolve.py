@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from specchat.commands.model_args import flag_for
 from specchat.engine.types import DraftMode, GenerationSettings
 from specchat.errors import SpecchatError
 from specchat.resolve import PairChoice, generation_settings, resolve_model_request
@@ -43,12 +44,15 @@ def test_a_namespace_from_any_front_end_works_too():
     ],
 )
 def test_bad_choices_are_one_clear_error(choice, words):
-    with pytest.raises(SpecchatError, match=words):
+    """Below the front ends errors name settings; the CLI spells them as its flags."""
+    with pytest.raises(SpecchatError) as err:
         resolve_model_request(choice)
+    assert words in err.value.spelled(flag_for) and "--" not in err.value.message
 
 
 def test_generation_flags_are_checked_against_the_limits():
     ns = argparse.Namespace(temperature=-1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
                             max_tokens=5)  # fmt: skip
-    with pytest.raises(SpecchatError, match="--temperature"):
+    with pytest.raises(SpecchatError, match=r"^temperature must be") as err:
         generation_settings(ns)
+    assert err.value.spelled(flag_for).startswith("--temperature must be")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from specchat.engine.limits import check_settings
+from specchat.engine.limits import check_settings, check_value
 from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import (
     DraftMode,
@@ -26,6 +26,8 @@ from specchat.errors import SpecchatError
 if TYPE_CHECKING:  # pair_check reads GGUF metadata and sources: imported when a check runs
     from specchat.config.schema import ModelConfig
     from specchat.pair_check import PairReport
+
+DRAFT_ALONE = "draft needs target (or choose a pair)"
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def _generation_of(ns: object) -> GenerationSettings | None:
 def generation_settings(args: object) -> GenerationSettings:
     """The generation flags' settings, checked against the one table of bounds."""
     g = _generation_of(args) or GenerationSettings()
-    check_settings(generation=g, spell="--{flag}")
+    check_settings(generation=g)
     return g
 
 
@@ -108,11 +110,11 @@ def resolve_model_request(
     if not isinstance(choice, PairChoice):
         choice = PairChoice.from_namespace(choice)
     generation = choice.generation or GenerationSettings()
-    check_settings(generation=generation, spell="--{flag}")
+    check_settings(generation=generation)
     if choice.target is not None:
         return _resolve_paths(choice, generation)
     if choice.draft is not None:
-        raise SpecchatError("--draft needs --target (or choose a --pair)")
+        raise SpecchatError(DRAFT_ALONE, settings=("draft", "target", "pair"))
     return _resolve_pair(choice, generation, progress, cancel)
 
 
@@ -126,7 +128,7 @@ def check_choice(choice: PairChoice) -> PairReport:
     if choice.target is not None:
         pair = files_pair(choice.target, choice.draft, bool(choice.cross_vocab))
     elif choice.draft is not None:
-        raise SpecchatError("--draft needs --target (or choose a --pair)")
+        raise SpecchatError(DRAFT_ALONE, settings=("draft", "target", "pair"))
     else:
         registry = load_registry(choice.config)
         pair = registry.get(choice.pair or registry.default_pair)
@@ -144,7 +146,7 @@ def load_pair(request: ModelRequest) -> ChatEngine:
 
 def _resolve_paths(choice: PairChoice, generation: GenerationSettings) -> ModelRequest:
     if choice.pair:
-        raise SpecchatError("give either --pair or --target, not both")
+        raise SpecchatError("give either pair or target, not both", settings=("pair", "target"))
     assert choice.target is not None
     target = _model_overrides(choice, ModelSettings(path=choice.target))
     draft = None
@@ -197,7 +199,7 @@ def _spec_overrides(choice: PairChoice, base: SpecSettings) -> SpecSettings:
         spec = dataclasses.replace(spec, draft_min=choice.draft_min)
     if choice.p_min is not None:
         spec = dataclasses.replace(spec, p_min=choice.p_min)
-    check_settings(spec=spec, spell="--{flag}")
+    check_settings(spec=spec)
     if choice.no_adaptive:
         spec = dataclasses.replace(spec, adaptive=False)
     if choice.cross_vocab:
@@ -235,12 +237,10 @@ def _model_overrides(choice: PairChoice, m: ModelSettings) -> ModelSettings:
     if choice.n_gpu_layers is not None and choice.n_gpu_layers != "auto":
         changes["n_gpu_layers"] = int(choice.n_gpu_layers)
     if choice.n_ctx is not None:
-        if choice.n_ctx < 16:
-            raise SpecchatError(f"--n-ctx must be at least 16 (got {choice.n_ctx})")
+        check_value("n_ctx", choice.n_ctx)
         changes["n_ctx"] = choice.n_ctx
     if choice.threads is not None:
-        if choice.threads < 1:
-            raise SpecchatError(f"--threads must be >= 1 (got {choice.threads})")
+        check_value("n_threads", choice.threads)
         changes["n_threads"] = choice.threads
     if choice.extra_bufts:
         changes["use_extra_bufts"] = True

@@ -9,6 +9,14 @@ from pathlib import Path
 
 from specchat.engine.limits import MAX_DRAFT
 
+# settings (models.toml keys, as errors name them) whose flag is not the key with dashes
+FLAGS = {"n_threads": "--threads"}
+
+
+def flag_for(setting: str) -> str:
+    """How the CLI spells a setting: its flag."""
+    return FLAGS.get(setting, "--" + setting.replace("_", "-"))
+
 
 def _gpu_layers(value: str) -> str:
     if value != "auto":

@@ -34,7 +34,7 @@ from specchat.engine.drafting import (
     common_prefix,
 )
 from specchat.engine.learned import LearnedStore, learned_key
-from specchat.engine.limits import MAX_DRAFT
+from specchat.engine.limits import check_settings
 from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
 from specchat.engine.sampling import distribution, greedy, sample
 from specchat.engine.template import CHATML, ChatTemplate
@@ -234,8 +234,7 @@ class SpeculativeEngine:
         """Change speculative settings. What was measured and learned is kept (costs, the
         suffix drafter's trust; the model's acceptance when the mode is the same) unless told
         not to."""
-        if spec.draft_max > MAX_DRAFT:
-            raise SpecchatError(f"draft_max must be at most {MAX_DRAFT} (got {spec.draft_max})")
+        check_settings(spec=spec)
         old, same_mode = self._drafter, self._spec.mode is spec.mode
         if old is None or not keep_measurements:
             self.costs = CostModel()
@@ -272,7 +271,7 @@ class SpeculativeEngine:
         model: Proposer | None = None
         if spec.mode is DraftMode.MODEL:
             if self.draft_model is None:
-                raise SpecchatError("speculative mode 'model' needs a draft model (--draft PATH)")
+                raise SpecchatError("speculative mode 'model' needs a draft model (none is loaded)")
             if self._mismatch is not None:
                 if not spec.cross_vocab:
                     raise vocab_mismatch_error(self.target, self.draft_model, self._mismatch)
