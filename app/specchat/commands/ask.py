@@ -18,6 +18,7 @@ from specchat.engine.types import (
 )
 from specchat.errors import RpcError, SpecchatError
 from specchat.resolve import load_pair, resolve_model_request
+from specchat.stats_format import ask_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,21 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def stats_json(stats: Stats) -> dict[str, object]:
     return stats.to_ordered_dict()
-
-
-def stats_line(stats: Stats) -> str:
-    line = (
-        f"{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s, "
-        f"TTFT {stats.ttft_ms:.0f} ms, {stats.tokens_per_pass:.2f} tok/pass"
-    )
-    if stats.drafted:
-        line += f", acceptance {stats.acceptance_rate:.0%} ({stats.accepted}/{stats.drafted})"
-    kinds = (
-        ("suffix", stats.suffix_accepted, stats.suffix_drafted),
-        ("model", stats.model_accepted, stats.model_drafted),
-    )
-    line += "".join(f", {kind} {a / d:.0%} ({a}/{d})" for kind, a, d in kinds if d)
-    return f"[{line}, mode {stats.mode}{' cross-vocab' if stats.cross_vocab else ''}]"
 
 
 def _keeping_partial_reply(
@@ -127,5 +113,5 @@ def run(args: argparse.Namespace) -> int:
         for message in late:
             print(f"specchat: {message}", file=sys.stderr)
         if not args.quiet:
-            print(stats_line(done.stats), file=sys.stderr)
+            print(ask_line(done.stats), file=sys.stderr)
     return 0
