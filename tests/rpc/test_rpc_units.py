@@ -21,7 +21,7 @@ from specchat.errors import (
     RpcEndpointError,
     RpcUnavailableError,
 )
-from specchat.resolve import PairChoice, resolve_model_request
+from specchat.pair_request import PairChoice, resolve_model_request
 
 # ---- endpoints -------------------------------------------------------------------------------
 

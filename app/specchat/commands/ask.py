@@ -17,7 +17,7 @@ from specchat.engine.types import (
     TokenEvent,
 )
 from specchat.errors import RpcError, SpecchatError
-from specchat.resolve import load_pair, resolve_model_request
+from specchat.pair_request import load_pair, resolve_model_request
 from specchat.stats_format import ask_line
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from specchat.commands.model_args import add_model_args
 from specchat.engine.limits import MAX_DRAFT
 from specchat.errors import SpecchatError
-from specchat.resolve import resolve_model_request
+from specchat.pair_request import resolve_model_request
 
 BENCH_N_CTX = 2048
 MAKE_PAIR_HELP = """\

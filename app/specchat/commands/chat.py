@@ -21,7 +21,7 @@ def check_args(args: argparse.Namespace) -> None:
     """Bad flags or an unknown pair end here as one line (exit 2), before the app opens.
 
     Loading (and downloading) the models happens inside the app, on the engine thread."""
-    from specchat.resolve import generation_settings, resolve_model_request
+    from specchat.pair_request import generation_settings, resolve_model_request
 
     generation_settings(args)
     if getattr(args, "target", None) is not None:

@@ -1,6 +1,6 @@
 """Model and generation flags shared by `ask`, `chat`, `serve` and `bench`.
 
-Turning them into a loaded pair is `specchat.resolve`'s work (below every front end)."""
+Turning them into a loaded pair is `specchat.pair_request`'s work (below every front end)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from specchat.commands.model_args import add_model_args
 from specchat.errors import SpecchatError
-from specchat.resolve import generation_settings, load_pair, resolve_model_request
+from specchat.pair_request import generation_settings, load_pair, resolve_model_request
 
 API_KEY_ENV = "SPECCHAT_API_KEY"
 GRACE_S = 10  # after Ctrl+C, connections still open this long are closed

@@ -157,7 +157,7 @@ class CliLoader:
         ]
 
     def load(self, pair: PairRef, cancel: threading.Event | None = None) -> ChatEngine:
-        from specchat.resolve import resolve_model_request
+        from specchat.pair_request import resolve_model_request
 
         ns = argparse.Namespace(**vars(self.args))
         if isinstance(pair, ModelFiles):  # files opened in the app
@@ -185,7 +185,7 @@ class CliLoader:
         return engine
 
     def check(self, files: ModelFiles) -> PairReport:
-        from specchat.resolve import PairChoice, check_choice
+        from specchat.pair_request import PairChoice, check_choice
 
         cross = files.cross_vocab or bool(getattr(self.args, "cross_vocab", False))
         return check_choice(PairChoice(target=files.target, draft=files.draft, cross_vocab=cross))

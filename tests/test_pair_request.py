@@ -1,4 +1,4 @@
-"""specchat.resolve: the one layer that turns any front end's choices into engine settings."""
+"""specchat.pair_request: the one layer that turns any front end's choices into engine settings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from specchat.commands.model_args import flag_for
 from specchat.engine.types import DraftMode, GenerationSettings
 from specchat.errors import SpecchatError
-from specchat.resolve import PairChoice, generation_settings, resolve_model_request
+from specchat.pair_request import PairChoice, generation_settings, resolve_model_request
 
 
 def test_explicit_paths_need_no_argparse():

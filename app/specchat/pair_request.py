@@ -167,7 +167,8 @@ def _resolve_pair(
     progress: bool,
     cancel: threading.Event | None,
 ) -> ModelRequest:
-    from specchat.config import load_registry, to_pair_settings, to_spec_settings
+    from specchat.config import load_registry
+    from specchat.pair_settings import to_pair_settings, to_spec_settings
     from specchat.sources import resolve_model
 
     registry = load_registry(choice.config)
