@@ -32,8 +32,8 @@ async def test_chat_with_real_pair(real_models: dict[str, Path], tmp_path: Path)
         assert screen.engine_state == "ready", screen.engine_error
         assert screen.info is not None and screen.info.draft is not None
         await send(pilot, "What is the capital of France?", timeout=120)
-        report = screen.reports[-1]
-        assert report.status is MessageStatus.COMPLETE and report.tokens > 0
+        report = screen.last_report
+        assert report is not None and report.status is MessageStatus.COMPLETE and report.tokens > 0
         box = screen.query(MessageBox).last()
         assert box.text.strip()
         stats = box.stats

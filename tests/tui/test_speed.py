@@ -65,7 +65,7 @@ async def _measure(
         started = time.monotonic()
         await send(pilot, "stream fast")
         elapsed = time.monotonic() - started
-        report = screen.reports[-1]
+        report = screen.last_report
         box = screen.query(MessageBox).last()
         assert box.text == expected  # nothing dropped
         assert report.tokens == 500 and report.missing_batches == 0

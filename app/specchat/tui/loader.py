@@ -145,7 +145,6 @@ class CliLoader:
         from specchat.config.registry import load_registry
 
         pairs = load_registry(getattr(self.args, "config", None)).pairs
-        items = pairs.items() if isinstance(pairs, dict) else ((p.name, p) for p in pairs)
         return [
             PairOption(
                 name=name,
@@ -153,7 +152,7 @@ class CliLoader:
                 target=pair.target.label,
                 draft=pair.draft.label if pair.draft is not None else None,
             )
-            for name, pair in items
+            for name, pair in pairs.items()
         ]
 
     def load(self, pair: PairRef, cancel: threading.Event | None = None) -> ChatEngine:
@@ -221,7 +220,6 @@ class CliLoader:
         try:
             from specchat.config.registry import load_registry
 
-            registry = load_registry(getattr(self.args, "config", None))
-        except Exception:  # the welcome text must not fail on a bad config
+            return load_registry(getattr(self.args, "config", None)).default_pair
+        except SpecchatError:  # the welcome text must not fail on a bad config
             return None
-        return getattr(registry, "default_pair", None) or getattr(registry, "default", None)
