@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
-from specchat.commands.model_args import flag_for
+from specchat.cli import build_parser
+from specchat.commands.model_args import flag_for, pair_request
 from specchat.engine.types import DraftMode, GenerationSettings
 from specchat.errors import SpecchatError
-from specchat.pair_request import PairChoice, generation_settings, resolve_model_request
+from specchat.pair_request import PairRequest, resolve_model_request
 
 
 def test_explicit_paths_need_no_argparse():
     request = resolve_model_request(
-        PairChoice(target=Path("t.gguf"), draft=Path("d.gguf"), draft_max=5, n_ctx=512)
+        PairRequest(target=Path("t.gguf"), draft=Path("d.gguf"), draft_max=5, n_ctx=512)
     )
     assert request.spec.mode is DraftMode.MODEL and request.spec.draft_max == 5
     assert request.target.n_ctx == request.draft.n_ctx == 512
     assert request.label == "t.gguf"
 
 
-def test_a_namespace_from_any_front_end_works_too():
-    ns = argparse.Namespace(target=Path("t.gguf"), lookup=True, temperature=0.5, top_k=0,
-                            top_p=1.0, min_p=0.0, seed=3, max_tokens=9)  # fmt: skip
-    request = resolve_model_request(ns)
+def test_the_cli_flags_become_a_typed_request():
+    args = build_parser().parse_args(
+        ["ask", "--target", "t.gguf", "--lookup", "--temperature", "0.5", "--seed", "3",
+         "--max-tokens", "9", "hi"]
+    )  # fmt: skip
+    request = resolve_model_request(pair_request(args))
     assert request.spec.mode is DraftMode.LOOKUP and request.draft is None
     assert request.generation == GenerationSettings(temperature=0.5, seed=3, max_tokens=9)
 
@@ -33,12 +35,12 @@ def test_a_namespace_from_any_front_end_works_too():
 @pytest.mark.parametrize(
     "choice, words",
     [
-        (PairChoice(target=Path("t.gguf"), draft_max=99), "--draft-max"),
-        (PairChoice(draft=Path("d.gguf")), "--draft needs --target"),
-        (PairChoice(pair="x", target=Path("t.gguf")), "either --pair or --target"),
-        (PairChoice(target=Path("t.gguf"), n_ctx=8), "--n-ctx"),
+        (PairRequest(target=Path("t.gguf"), draft_max=99), "--draft-max"),
+        (PairRequest(draft=Path("d.gguf")), "--draft needs --target"),
+        (PairRequest(pair="x", target=Path("t.gguf")), "either --pair or --target"),
+        (PairRequest(target=Path("t.gguf"), n_ctx=8), "--n-ctx"),
         (
-            PairChoice(target=Path("t.gguf"), generation=GenerationSettings(top_p=0)),
+            PairRequest(target=Path("t.gguf"), generation=GenerationSettings(top_p=0)),
             "--top-p",
         ),
     ],
@@ -51,8 +53,7 @@ def test_bad_choices_are_one_clear_error(choice, words):
 
 
 def test_generation_flags_are_checked_against_the_limits():
-    ns = argparse.Namespace(temperature=-1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
-                            max_tokens=5)  # fmt: skip
+    args = build_parser().parse_args(["ask", "--temperature", "-1", "hi"])
     with pytest.raises(SpecchatError, match=r"^temperature must be") as err:
-        generation_settings(ns)
+        pair_request(args)
     assert err.value.spelled(flag_for).startswith("--temperature must be")

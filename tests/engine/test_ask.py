@@ -100,7 +100,6 @@ def test_ask_prints_a_late_notice_after_the_reply_not_inside_it(monkeypatch, tmp
 
     monkeypatch.setattr(ask, "resolve_model_request", lambda args: args)
     monkeypatch.setattr(ask, "load_pair", lambda request: _SwitchesOff())
-    monkeypatch.setattr(ask.argparse.Namespace, "generation", None, raising=False)
     terminal = io.StringIO()
     monkeypatch.setattr(sys, "stdout", terminal)
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -137,7 +136,6 @@ def test_a_reply_that_fails_midway_keeps_its_text(monkeypatch, capsys, tmp_path)
     engine = _FailsMidway()
     monkeypatch.setattr(ask, "resolve_model_request", lambda args: args)
     monkeypatch.setattr(ask, "load_pair", lambda request: engine)
-    monkeypatch.setattr(ask.argparse.Namespace, "generation", None, raising=False)
     target = ["--target", str(tmp_path / "t.gguf")]
     assert main(["ask", *target, "hi"]) == 2
     out, err = capsys.readouterr()

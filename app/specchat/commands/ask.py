@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 
-from specchat.commands.model_args import add_model_args
+from specchat.commands.model_args import add_model_args, pair_request
 from specchat.engine.types import (
     DoneEvent,
     Event,
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise SpecchatError("the prompt is empty")
-    request = resolve_model_request(args)
+    request = resolve_model_request(pair_request(args))
     engine = load_pair(request)
     try:
         if not args.quiet:

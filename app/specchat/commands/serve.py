@@ -14,9 +14,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from specchat.commands.model_args import add_model_args
+from specchat.commands.model_args import add_model_args, generation_settings, pair_request
 from specchat.errors import SpecchatError
-from specchat.pair_request import generation_settings, load_pair, resolve_model_request
+from specchat.pair_request import load_pair, resolve_model_request
 
 API_KEY_ENV = "SPECCHAT_API_KEY"
 GRACE_S = 10  # after Ctrl+C, connections still open this long are closed
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     sock = _listen(args.host, args.port)
     try:
         _warn_if_open(args.host, api_key)
-        request = resolve_model_request(args)
+        request = resolve_model_request(pair_request(args))
         engine = load_pair(request)
     except BaseException:
         sock.close()

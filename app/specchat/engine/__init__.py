@@ -1,5 +1,9 @@
 """Speculative decoding engine: a draft proposes, the target verifies. Knows nothing of the UI."""
 
+from __future__ import annotations
+
+import threading
+
 from specchat.engine.context import REFILL_SHARE, drop_oldest_turn, prompt_budget
 from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import (
@@ -42,7 +46,15 @@ __all__ = [
 ]
 
 
-def load_engine(*args, **kwargs):
-    from specchat.engine.engine import load_engine as _load
+def load_engine(
+    target: ModelSettings,
+    draft: ModelSettings | None,
+    spec: SpecSettings,
+    chat_template: str | None = None,
+    cancel: threading.Event | None = None,
+) -> ChatEngine:
+    """Load a pair (seconds; stops soon after cancel is set). llama.cpp is imported here, on
+    first use, not when the engine's types are."""
+    from specchat.engine.engine import SpeculativeEngine
 
-    return _load(*args, **kwargs)
+    return SpeculativeEngine.load(target, draft, spec, chat_template=chat_template, cancel=cancel)

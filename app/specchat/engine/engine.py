@@ -60,16 +60,6 @@ from specchat.engine.verify import known_prefix, verify_greedy, verify_sampling
 from specchat.errors import ContextOverflowError, GpuOffloadError, LoadCancelled, SpecchatError
 
 
-def load_engine(
-    target: ModelSettings,
-    draft: ModelSettings | None,
-    spec: SpecSettings,
-    chat_template: str | None = None,
-    cancel: threading.Event | None = None,
-) -> SpeculativeEngine:
-    return SpeculativeEngine.load(target, draft, spec, chat_template=chat_template, cancel=cancel)
-
-
 def _open_with_cpu_fallback(
     settings: ModelSettings,
     pool: SharedThreadpool | None,
