@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from specchat.engine.derive import requantize
+from derive import requantize
 
 # Derived drafts: (source model, llama.cpp file type). A requantized copy of a model is a real
 # same-vocabulary draft: cheaper or not, it agrees with its target most of the time.

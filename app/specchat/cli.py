@@ -61,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except SpecchatError as exc:
-        print(f"specchat: error: {exc.message}", file=sys.stderr)
+        from specchat.commands.model_args import flag_for
+
+        print(f"specchat: error: {exc.spelled(flag_for)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("specchat: interrupted", file=sys.stderr)

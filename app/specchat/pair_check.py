@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from specchat.config import ModelConfig, PairConfig
 from specchat.config.offload import Footprint, plan_offload
 from specchat.engine import devices as gpu
-from specchat.errors import SpecchatError, VocabMismatchError
+from specchat.errors import CROSS_VOCAB_HINT, SpecchatError, VocabMismatchError
 from specchat.sources import resolve_model_files
 
 if TYPE_CHECKING:
@@ -70,8 +70,8 @@ def check_pair(
     if not usable:
         t, d = paths["target"][0].name, paths["draft"][0].name
         report.error = VocabMismatchError(
-            f"draft {d} and target {t} do not share a vocabulary: {reason}; enable "
-            "cross-vocabulary drafting (--cross-vocab, or cross_vocab = true in models.toml)"
+            f"draft {d} and target {t} do not share a vocabulary: {reason}{CROSS_VOCAB_HINT}",
+            settings=("cross_vocab",),
         )
     elif not fits:
         report.error = SpecchatError(

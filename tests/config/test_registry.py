@@ -96,10 +96,11 @@ def test_override_source_replaces_source_keys(tmp_path: Path) -> None:
 
 
 BAD = [
-    ('target = { path = "a", n_ctx = -5 }', "mine", "target.n_ctx", "greater than or equal to 0"),
+    ('target = { path = "a", n_ctx = -5 }', "mine", "target.n_ctx", "must be at least 16"),
+    ('target = { path = "a", n_ctx = 0 }', "mine", "target.n_ctx", "must be at least 16 (got 0)"),
     ('target = { path = "a", n_gpu_layers = "all" }', "mine", "target.n_gpu_layers", 'or "auto"'),
     ('target = { path = "a", n_gpu_layers = -2 }', "mine", "target.n_gpu_layers", "-1 (all)"),
-    ('target = { path = "a", n_threads = 0 }', "mine", "target.n_threads", ""),
+    ('target = { path = "a", n_threads = 0 }', "mine", "target.n_threads", "at least 1"),
     ('target = { path = "a", flash_attn = "maybe" }', "mine", "target.flash_attn", "boolean"),
     ('target = { path = "a", main_gpu = -1 }', "mine", "target.main_gpu", ""),
     ('target = { path = "a", use_extra_bufts = 3 }', "mine", "target.use_extra_bufts", ""),
@@ -108,7 +109,7 @@ BAD = [
     ('target = { repo = "org/x" }', "mine", "target", "needs 'file'"),
     ('target = { repo = "not a repo", file = "x" }', "mine", "target.repo", "pattern"),
     ('target = { path = "a", repo = "o/x", file = "f" }', "mine", "target", "exactly one source"),
-    ("target = { n_ctx = 5 }", "mine", "target", "exactly one source"),
+    ("target = { n_ctx = 512 }", "mine", "target", "exactly one source"),
     (
         'target = { pypi = [], filename = "x.gguf", sha256 = "' + "0" * 64 + '" }',
         "mine",
@@ -129,9 +130,9 @@ BAD = [
         "target.pypi.0.version",
         "Field required",
     ),
-    ('target = { path = "a" }\ndraft_max = 0', "mine", "draft_max", "greater than or equal to 1"),
-    ('target = { path = "a" }\ndraft_max = 40', "mine", "draft_max", "less than or equal to 32"),
-    ('target = { path = "a" }\np_min = 1.5', "mine", "p_min", ""),
+    ('target = { path = "a" }\ndraft_max = 0', "mine", "draft_max", "must be in [1, 32]"),
+    ('target = { path = "a" }\ndraft_max = 40', "mine", "draft_max", "(got 40)"),
+    ('target = { path = "a" }\np_min = 1.5', "mine", "p_min", "must be in [0, 1]"),
     ('target = { path = "a" }\nadaptive = "yes"', "mine", "adaptive", "boolean"),
     ('target = { path = "a" }\ncross_vocab = 2', "mine", "cross_vocab", ""),
     (

@@ -8,9 +8,9 @@ import pytest
 
 from specchat.config.offload import plan_offload
 from specchat.config.schema import ModelConfig, PairConfig
-from specchat.config.settings import to_pair_settings
 from specchat.engine import devices
 from specchat.errors import SpecchatError
+from specchat.pair_settings import to_pair_settings
 
 GIB = 1 << 30
 
@@ -50,7 +50,7 @@ def test_the_budget_caps_free_memory(monkeypatch) -> None:
 @pytest.mark.real
 def test_a_small_budget_splits_the_target(monkeypatch, real_models: dict[str, Path]) -> None:
     """The planner's split for a budget is the one "auto" loads with."""
-    from specchat.config.settings import footprint
+    from specchat.pair_settings import footprint
 
     fake_gpu(monkeypatch, 8 * GIB)
     pair = PairConfig(target=ModelConfig(path="t", n_ctx=512),

@@ -128,3 +128,17 @@ def test_controller_learns_catch_up_cost_from_long_catch_ups_only():
 def test_controller_fixed_length_when_not_adaptive():
     c = DraftLengthController(draft_max=5, adaptive=False)
     assert c.next_k(8) == 5 and c.next_k(3) == 3
+
+
+def test_controller_switches_off_a_draft_dearer_than_the_target_within_a_few_rounds():
+    """What `ask` with a ~50x heavier draft meets (tests/engine/test_ask.py shows the notice's
+    place): even a draft the target always agrees with does not pay, and the controller says so
+    after the first tries."""
+    c = DraftLengthController(draft_max=8)
+    play(c, 0, 0, 0, 0.001, 0.001)  # the target alone: 1 ms a token
+    rounds = 0
+    while (k := c.next_k(8)) and rounds < 12:
+        play(c, k, k, 0.050 * k, 0.001 * (1 + 0.2 * k), 0.050 * k + 0.001 * (1 + 0.2 * k))
+        rounds += 1
+    assert c.switched_off and c.next_k(8) == 0 and rounds <= 3, rounds
+    assert c.reason().startswith("not even a perfect draft pays on this hardware")

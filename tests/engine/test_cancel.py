@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from specchat.engine.engine import SpeculativeEngine, load_engine
+from specchat.engine import load_engine
+from specchat.engine.engine import SpeculativeEngine
 from specchat.engine.types import (
     DoneEvent,
     DraftMode,

@@ -37,7 +37,7 @@ def test_complete_utf8_trims_split_characters():
 
 
 def test_cross_vocab_needs_opt_in(tiny_target, tiny_other_vocab):
-    with pytest.raises(VocabMismatchError, match="--cross-vocab"):
+    with pytest.raises(VocabMismatchError, match="turn on cross_vocab"):
         load(tiny_target, tiny_other_vocab)
 
 

@@ -38,7 +38,8 @@ def test_vocab_mismatch_names_files_and_first_id(tiny_target, tiny_other_vocab):
         load(tiny_target, tiny_other_vocab)
     message = str(err.value)
     assert "target.gguf" in message and "other.gguf" in message
-    assert "token" in message and "--cross-vocab" in message
+    assert "token" in message and "cross_vocab" in message
+    assert err.value.settings == ("cross_vocab",)
     assert "\n" not in message
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from specchat.config.schema import PairConfig
-from specchat.engine.limits import BOUNDS, MAX_DRAFT, check_settings, violation
+from specchat.commands.model_args import flag_for
+from specchat.config.schema import ModelConfig, PairConfig
+from specchat.engine.limits import BOUNDS, MAX_DRAFT, check_settings, check_value, violation
 from specchat.engine.types import GenerationSettings, SpecSettings
 from specchat.errors import SpecchatError
 from specchat.tui.screens.settings import NUMERIC, parse_settings
@@ -22,6 +25,8 @@ from specchat.tui.screens.settings import NUMERIC, parse_settings
         ("draft_max", MAX_DRAFT, MAX_DRAFT + 1),
         ("draft_min", 0, -1),
         ("p_min", 1.0, 1.5),
+        ("n_ctx", 16, 15),
+        ("n_threads", 1, 0),
     ],
 )
 def test_bounds_edges(name: str, good: float, bad: float) -> None:
@@ -33,11 +38,21 @@ def test_integer_settings_reject_fractions() -> None:
     assert violation("top_k", 2.5) == "must be a whole number"
 
 
-def test_cli_spelling_names_the_flag() -> None:
-    with pytest.raises(SpecchatError, match=r"^--top-p must be in \(0, 1\]"):
-        check_settings(generation=GenerationSettings(top_p=0.0), spell="--{flag}")
-    with pytest.raises(SpecchatError, match=r"--draft-min .* exceeds --draft-max"):
-        check_settings(spec=SpecSettings(draft_max=2, draft_min=3), spell="--{flag}")
+def test_errors_name_the_setting_and_the_cli_spells_its_flag() -> None:
+    with pytest.raises(SpecchatError, match=r"^top_p must be in \(0, 1\]") as err:
+        check_settings(generation=GenerationSettings(top_p=0.0))
+    assert err.value.spelled(flag_for).startswith("--top-p must be in (0, 1]")
+    with pytest.raises(SpecchatError, match=r"draft_min .* exceeds draft_max") as err:
+        check_settings(spec=SpecSettings(draft_max=2, draft_min=3))
+    assert err.value.spelled(flag_for) == "--draft-min (3) exceeds --draft-max (2)"
+    with pytest.raises(SpecchatError) as err:
+        check_value("n_threads", 0)
+    assert err.value.spelled(flag_for) == "--threads must be at least 1 (got 0)"
+
+
+def test_spelling_leaves_file_names_alone() -> None:
+    error = SpecchatError("n_ctx.gguf: n_ctx must be at least 16", settings=("n_ctx",))
+    assert error.spelled(flag_for) == "n_ctx.gguf: --n-ctx must be at least 16"
 
 
 def test_models_toml_takes_the_same_largest_draft_as_the_cli() -> None:
@@ -45,6 +60,16 @@ def test_models_toml_takes_the_same_largest_draft_as_the_cli() -> None:
     assert PairConfig(target=target, draft_max=MAX_DRAFT).draft_max == MAX_DRAFT  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="draft_max"):
         PairConfig(target=target, draft_max=MAX_DRAFT + 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("name", "bad"), [("n_ctx", 0), ("n_ctx", 15), ("n_threads", 0)])
+def test_models_toml_takes_the_same_load_settings_as_the_cli(name: str, bad: int) -> None:
+    why = violation(name, bad)
+    assert why is not None
+    with pytest.raises(ValueError, match=re.escape(why)):
+        ModelConfig(path="t.gguf", **{name: bad})  # type: ignore[arg-type]
+    with pytest.raises(SpecchatError):
+        check_value(name, bad)
 
 
 def test_settings_form_uses_the_engine_bounds() -> None:

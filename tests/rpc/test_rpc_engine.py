@@ -254,6 +254,7 @@ async def test_app_shows_the_lost_server_on_the_reply_and_keeps_its_text(
     real_models: dict[str, Path], start_rpc_server: Callable[..., RpcServer], tmp_path: Path
 ) -> None:
     from specchat.cli import build_parser
+    from specchat.commands.model_args import pair_request
     from specchat.store import ChatStore
     from specchat.store.records import MessageStatus
     from specchat.tui import SpecchatApp
@@ -266,7 +267,8 @@ async def test_app_shows_the_lost_server_on_the_reply_and_keeps_its_text(
         "--threads", "1", "--n-ctx", "2048", "--max-tokens", "1500",
     ])
     app = SpecchatApp(
-        ChatStore(tmp_path / "h.sqlite3"), CliLoader(args, recent_file=tmp_path / "r.json"),
+        ChatStore(tmp_path / "h.sqlite3"),
+        CliLoader(pair_request(args), recent_file=tmp_path / "r.json"),
         export_dir=tmp_path,
     )
     async with app.run_test() as pilot:

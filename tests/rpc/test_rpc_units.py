@@ -21,7 +21,7 @@ from specchat.errors import (
     RpcEndpointError,
     RpcUnavailableError,
 )
-from specchat.resolve import PairChoice, resolve_model_request
+from specchat.pair_request import PairRequest, resolve_model_request
 
 # ---- endpoints -------------------------------------------------------------------------------
 
@@ -226,13 +226,13 @@ def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_rpc_flag_goes_to_the_target_only_with_every_layer(tmp_path: Path) -> None:
-    choice = PairChoice(target=tmp_path / "t.gguf", draft=tmp_path / "d.gguf", rpc="h:1,g:2")
+    choice = PairRequest(target=tmp_path / "t.gguf", draft=tmp_path / "d.gguf", rpc="h:1,g:2")
     request = resolve_model_request(choice)
     assert request.target.rpc_servers == ("h:1", "g:2")
     assert request.target.n_gpu_layers == -1
     assert request.draft is not None and request.draft.rpc_servers == ()
     assert request.draft.n_gpu_layers == 0
-    layers = resolve_model_request(PairChoice(target=tmp_path / "t.gguf", rpc="h:1",
+    layers = resolve_model_request(PairRequest(target=tmp_path / "t.gguf", rpc="h:1",
                                               n_gpu_layers="12"))
     assert layers.target.n_gpu_layers == 12  # the user's count is kept
 
@@ -274,7 +274,7 @@ def test_models_toml_rpc_reaches_the_target(no_user_config: None, tmp_path: Path
     config = _pair_with(tmp_path, 'rpc = ["10.0.0.2:50052"]')
     for name in ("t.gguf", "d.gguf"):  # resolving only checks that they are files
         (tmp_path / name).write_bytes(b"")
-    request = resolve_model_request(PairChoice(pair="far", config=str(config)))
+    request = resolve_model_request(PairRequest(pair="far", config=str(config)))
     target, draft = request.target, request.draft
     assert target.rpc_servers == ("10.0.0.2:50052",) and target.n_gpu_layers == -1
     assert draft is not None and draft.rpc_servers == () and draft.n_gpu_layers == 0

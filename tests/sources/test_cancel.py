@@ -119,6 +119,7 @@ async def test_esc_in_the_app_stops_a_download_and_the_next_load_resumes(
 ) -> None:
     """The real app, loader and Hugging Face source: Esc while the pair downloads."""
     from specchat.cli import build_parser
+    from specchat.commands.model_args import pair_request
     from specchat.store import ChatStore
     from specchat.tui import SpecchatApp
     from specchat.tui.loader import CliLoader
@@ -132,7 +133,7 @@ async def test_esc_in_the_app_stops_a_download_and_the_next_load_resumes(
         f'sha256 = "{sha(big)}"\n'
     )
     args = build_parser().parse_args(["--config", str(config), "chat", "--pair", "slow"])
-    app = SpecchatApp(ChatStore(tmp_path / "h.sqlite3"), CliLoader(args))
+    app = SpecchatApp(ChatStore(tmp_path / "h.sqlite3"), CliLoader(pair_request(args)))
     partial = partial_path("org/big-GGUF", sha(big))
     async with app.run_test() as pilot:
         for _ in range(6000):  # until the first chunk is on disk

@@ -92,6 +92,7 @@ def test_reply_of_a_killed_process_is_marked_but_not_while_it_runs(tmp_path: Pat
     after.close()
 
 
+@pytest.mark.slow  # processes racing to migrate
 def test_first_run_migration_cannot_race(tmp_path: Path) -> None:
     for round_ in range(3):
         path = tmp_path / f"h{round_}.sqlite3"

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from specchat.config.paths import data_dir
 from specchat.errors import SpecchatError
 from specchat.store import (
     ChatSettings,
     ChatStore,
     MessageStatus,
     chat_to_markdown,
-    data_dir,
     default_db_path,
 )
 from specchat.store.migrations import SCHEMA_VERSION

@@ -74,12 +74,12 @@ async def ready(pilot: Pilot, timeout: float = 5.0) -> MainScreen:
 
 async def send(pilot: Pilot, text: str, wait: bool = True, timeout: float = 5.0) -> MainScreen:
     screen = main_screen(pilot.app)  # type: ignore[arg-type]
-    before = len(screen.reports)
+    before = screen.replies_finished
     prompt = screen.query_one("#prompt")
     prompt.focus()
     prompt.text = text  # type: ignore[attr-defined]
     await pilot.press("enter")
     if wait:
-        await wait_for(pilot, lambda: len(screen.reports) > before, timeout)
+        await wait_for(pilot, lambda: screen.replies_finished > before, timeout)
         await pilot.pause()
     return screen

@@ -115,6 +115,9 @@ class FakeEngine:
     pass_ms: float = 40.0  # virtual milliseconds per target pass (for the stats)
     prompt_ms: float = 120.0
     pause_after: int | None = None  # stop after this many tokens until resume or cancel
+    # after every this many tokens, wait for `proceed` (a test steps through the reply)
+    hold_every: int | None = None
+    proceed: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
     error: str | None = None  # raise SpecchatError(error) instead of replying
     notices: tuple[str, ...] = ()
     restored: tuple[int, float] = (0, 0.0)  # prompt tokens from the prompt cache, ms saved
@@ -205,6 +208,13 @@ class FakeEngine:
             if self.pause_after is not None and index == self.pause_after:
                 self.paused.set()
                 while not self.resume.wait(0.01):
+                    if cancel is not None and cancel.is_set():
+                        break
+                if cancel is not None and cancel.is_set():
+                    finish = "cancelled"
+                    break
+            if self.hold_every and index and index % self.hold_every == 0:
+                while not self.proceed.acquire(timeout=0.01):
                     if cancel is not None and cancel.is_set():
                         break
                 if cancel is not None and cancel.is_set():

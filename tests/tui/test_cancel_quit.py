@@ -108,7 +108,8 @@ async def test_esc_during_a_download_or_load_cancels_it(make_app) -> None:
         screen.load_pair(None)  # the user picks it again: loads normally
         await wait_for(pilot, lambda: screen.engine_state == "ready")
         await send(pilot, "hi")
-        assert screen.reports[-1].status is MessageStatus.COMPLETE
+        report = screen.last_report
+        assert report is not None and report.status is MessageStatus.COMPLETE
 
 
 async def test_quitting_during_a_load_cancels_it(make_app) -> None:

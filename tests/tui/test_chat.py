@@ -40,7 +40,7 @@ async def test_shift_enter_and_ctrl_j_insert_newlines(make_app) -> None:
         assert screen.query_one("#prompt").text == "a\nb\nc"
         assert engine.calls == []
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.reports)
+        await wait_for(pilot, lambda: screen.replies_finished > 0)
         assert engine.calls[0][0][-1].content == "a\nb\nc"
 
 
@@ -57,8 +57,9 @@ async def test_cancel_keeps_partial_reply_marked_cancelled(make_app) -> None:
         partial = app.store.messages(screen.chat.id)[-1]
         assert (partial.content, partial.status) == ("one two three", MessageStatus.STREAMING)
         await pilot.press("escape")
-        await wait_for(pilot, lambda: screen.reports)
-        assert screen.reports[-1].status is MessageStatus.CANCELLED
+        await wait_for(pilot, lambda: screen.replies_finished > 0)
+        report = screen.last_report
+        assert report is not None and report.status is MessageStatus.CANCELLED
         assert box.text == "one two three"
         assert "cancelled" in str(box.query_one(".message-header").render())
         stored = app.store.messages(screen.chat.id)[-1]
@@ -74,7 +75,7 @@ async def test_regenerate_replaces_last_reply(make_app) -> None:
         screen = await ready(pilot)
         await send(pilot, "question")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(screen.reports) == 2)
+        await wait_for(pilot, lambda: screen.replies_finished == 2)
         await pilot.pause()
         assert [b.text for b in screen.query(MessageBox)] == ["question", "second answer"]
         assert [m.content for m in app.store.messages(screen.chat.id)] == [
@@ -97,7 +98,7 @@ async def test_edit_and_resend_last_prompt(make_app) -> None:
         assert "Editing" in str(prompt.border_subtitle)
         prompt.text = "first try"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: len(screen.reports) == 2)
+        await wait_for(pilot, lambda: screen.replies_finished == 2)
         await pilot.pause()
         assert [b.text for b in screen.query(MessageBox)] == ["first try", "You said: first try"]
         assert [m.content for m in app.store.messages(screen.chat.id)] == [
@@ -172,7 +173,7 @@ async def test_view_follows_the_stream_unless_scrolled_up(make_app) -> None:
         view.scroll_home(animate=False)  # the user scrolls up to read
         await pilot.pause()
         engine.resume.set()
-        await wait_for(pilot, lambda: screen.reports)
+        await wait_for(pilot, lambda: screen.replies_finished > 0)
         await pilot.pause()
         assert view.scroll_y == 0 < view.max_scroll_y  # left where the user put it
         engine.pause_after = None

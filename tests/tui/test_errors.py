@@ -43,7 +43,7 @@ async def test_load_error_is_shown_and_another_pair_can_be_loaded(make_app) -> N
         await pilot.pause()
         assert not error.display
         await pilot.press("enter")  # the kept text goes out now
-        await wait_for(pilot, lambda: screen.reports)
+        await wait_for(pilot, lambda: screen.replies_finished > 0)
         assert screen.query(MessageBox).last().text == "You said: hello?"
 
 
@@ -84,7 +84,7 @@ async def test_generation_error_marks_message_and_keeps_app_alive(make_app) -> N
         assert app.store.messages(screen.chat.id)[-1].status is MessageStatus.ERROR
         engine.error = None
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(screen.reports) == 2)
+        await wait_for(pilot, lambda: screen.replies_finished == 2)
         await pilot.pause()
         assert [b.text for b in screen.query(MessageBox)] == ["very long", "You said: very long"]
 

@@ -80,7 +80,7 @@ async def test_disk_full_while_streaming_one_error_reply_kept(make_app, db_path:
         await wait_for(pilot, lambda: engine.paused.is_set() and screen.reply is not None)
         await wait_for(pilot, lambda: screen.query(MessageBox).last().text == "one two")
         engine.resume.set()
-        await wait_for(pilot, lambda: screen.reports)
+        await wait_for(pilot, lambda: screen.replies_finished > 0)
         await pilot.pause()
         box = screen.query(MessageBox).last()
         assert box.text == "one two three four five six"  # shown whole, nothing wiped
@@ -112,7 +112,7 @@ async def test_locked_history_keeps_the_prompt_and_the_chat(make_app, db_path: P
         other.execute("ROLLBACK")
         other.close()
         await pilot.press("enter")  # the kept text goes out now
-        await wait_for(pilot, lambda: len(screen.reports) == 2)
+        await wait_for(pilot, lambda: screen.replies_finished == 2)
         await pilot.pause()
         assert screen.query(MessageBox).last().text == "You said: second"
 

@@ -43,7 +43,7 @@ async def test_remapped_binding_works(make_app) -> None:
         await pilot.pause(0.1)
         assert len(engine.calls) == 1
         await pilot.press("f9")
-        await wait_for(pilot, lambda: len(screen.reports) == 2)
+        await wait_for(pilot, lambda: screen.replies_finished == 2)
 
 
 async def test_every_action_is_in_the_command_palette(make_app) -> None:

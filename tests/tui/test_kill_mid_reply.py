@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from specchat.store import MessageStatus
 from specchat.tui.widgets import MessageBox
 
@@ -40,6 +42,7 @@ def stored_reply(db_path: Path) -> tuple[str, str]:
         conn.close()
 
 
+@pytest.mark.slow  # an app in a child process, killed mid-reply
 async def test_kill_9_mid_reply_loses_no_shown_word(make_app, db_path, tmp_path) -> None:
     report = tmp_path / "shown.txt"
     marker = Path(f"{report}.frozen")

@@ -37,6 +37,7 @@ def in_order(view: ChatView) -> bool:
     return ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
+@pytest.mark.slow  # mounts a long chat page by page
 async def test_older_messages_come_in_idle_time_while_the_view_stays_at_the_bottom(
     make_app,
 ) -> None:
@@ -71,6 +72,7 @@ async def test_older_messages_come_in_idle_time_while_the_view_stays_at_the_bott
         assert len(app.store.messages(chat_id)) == 502
 
 
+@pytest.mark.slow  # mounts a long chat page by page
 async def test_a_key_press_is_handled_while_older_messages_are_mounted(
     make_app, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -101,6 +103,7 @@ async def test_short_messages_that_do_not_fill_the_view_bring_older_ones(make_ap
         assert len(view.boxes()) > FIRST_PAGE  # more than the first page: the view is full
 
 
+@pytest.mark.slow  # scrolls through 130 messages both ways: 40-140 s of the fast loop's 2 minutes
 async def test_every_message_can_be_reached_with_few_mounted_at_a_time(make_app) -> None:
     app = make_app()
     fill(app.store, 130)
@@ -138,6 +141,7 @@ async def test_every_message_can_be_reached_with_few_mounted_at_a_time(make_app)
         assert "message-stats" not in again.unfolded and again.can_lighten()
 
 
+@pytest.mark.slow  # mounts a long chat page by page
 async def test_search_jump_to_an_old_message_mounts_a_window_around_it(make_app) -> None:
     app = make_app()
     chat_id = fill(app.store)
@@ -163,6 +167,7 @@ async def test_search_jump_to_an_old_message_mounts_a_window_around_it(make_app)
         assert view.boxes()[-3].text.startswith("Answer 249.")
 
 
+@pytest.mark.slow  # mounts a long chat page by page
 async def test_messages_off_screen_are_light_until_they_come_near_the_view(make_app) -> None:
     app = make_app()
     fill(app.store)

@@ -46,7 +46,7 @@ async def test_message_typed_while_loading_is_sent_when_ready(make_app) -> None:
         assert screen.query_one("#prompt").text == "a second one"
         assert screen.pending == "hello while loading"
         loader.gate.set()
-        await wait_for(pilot, lambda: len(screen.reports) == 1)
+        await wait_for(pilot, lambda: screen.replies_finished == 1)
         assert engine.calls[0][0][-1].content == "hello while loading"
         assert not pending.display
 

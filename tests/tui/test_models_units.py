@@ -9,6 +9,7 @@ from pathlib import Path
 from textual.widgets import OptionList
 
 from specchat.cli import build_parser
+from specchat.commands.model_args import pair_request
 from specchat.pair_check import PairReport
 from specchat.store import ChatStore
 from specchat.store.migrations import MIGRATIONS, statements
@@ -46,7 +47,8 @@ def test_a_v2_history_gains_the_pair_files_and_keeps_its_chats(tmp_path: Path) -
 
 
 def test_recent_files_newest_first_deduplicated_and_bounded(tmp_path: Path) -> None:
-    loader = CliLoader(build_parser().parse_args(["chat"]), recent_file=tmp_path / "r.json")
+    request = pair_request(build_parser().parse_args(["chat"]))
+    loader = CliLoader(request, recent_file=tmp_path / "r.json")
     assert loader.recent() == []
     pairs = [ModelFiles(Path(f"/m/t{i}.gguf"), Path("/m/d.gguf")) for i in range(RECENT_MAX + 2)]
     for files in pairs:

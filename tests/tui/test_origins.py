@@ -10,8 +10,8 @@ from textual.content import Content
 from textual.theme import BUILTIN_THEMES
 from textual.widgets import Collapsible, DataTable, Static
 
-from specchat.commands.ask import stats_line
 from specchat.engine.types import DrafterKind, Origin, Stats, TokenEvent
+from specchat.stats_format import ask_line
 from specchat.store import ChatStore
 from specchat.tui.format import MODEL_STYLE, SUFFIX_STYLE, TARGET_STYLE
 from specchat.tui.screens import SummaryScreen
@@ -150,7 +150,7 @@ def test_ask_stats_line_shows_acceptance_per_drafter_kind() -> None:
         model_accepted=2,
         mode="model",
     )
-    assert "acceptance 50% (8/16), suffix 75% (6/8), model 25% (2/8)," in stats_line(stats)
+    assert "acceptance 50% (8/16), suffix 75% (6/8), model 25% (2/8)," in ask_line(stats)
 
 
 async def test_three_origin_styles_differ_and_are_legible_in_every_builtin_theme() -> None:

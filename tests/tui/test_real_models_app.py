@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from specchat.cli import build_parser
+from specchat.commands.model_args import pair_request
 from specchat.engine.types import DraftMode
 from specchat.store import ChatStore
 from specchat.tui import SpecchatApp
@@ -26,7 +27,7 @@ async def test_context_meter_and_baseline_on_a_real_pair(
     args = build_parser().parse_args(
         ["chat", "--target", model, "--draft", model, "--max-tokens", "16", "--n-ctx", "1024"]
     )
-    loader = CliLoader(args, recent_file=tmp_path / "recent.json")
+    loader = CliLoader(pair_request(args), recent_file=tmp_path / "recent.json")
     app = SpecchatApp(ChatStore(tmp_path / "h.sqlite3"), loader, export_dir=tmp_path)
     async with app.run_test() as pilot:
         screen = await ready(pilot, timeout=120)
@@ -55,7 +56,8 @@ def test_open_model_check_matches_the_cli(real_models: dict[str, Path], tmp_path
     from specchat.tui.loader import ModelFiles
 
     smol, qwen = real_models["smollm2"], real_models["qwen"]
-    loader = CliLoader(build_parser().parse_args(["chat"]), recent_file=tmp_path / "r.json")
+    request = pair_request(build_parser().parse_args(["chat"]))
+    loader = CliLoader(request, recent_file=tmp_path / "r.json")
     same = loader.check(ModelFiles(smol, smol))
     assert same.usable and "  vocab  same vocabulary: token-level drafting" in same.lines
     assert any(line.startswith("  memory needs ~") for line in same.lines)

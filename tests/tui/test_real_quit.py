@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from specchat.cli import build_parser
+from specchat.commands.model_args import pair_request
 from specchat.store import ChatStore, MessageStatus
 from specchat.tui import SpecchatApp
 from specchat.tui.loader import CliLoader
@@ -25,7 +26,7 @@ async def test_quit_mid_reply_with_a_real_pair(
         ["chat", "--target", model, "--draft", model, "--max-tokens", "2000", "--n-ctx", "4096"]
     )
     path = tmp_path / "history.sqlite3"
-    app = SpecchatApp(ChatStore(path), CliLoader(args), export_dir=tmp_path)
+    app = SpecchatApp(ChatStore(path), CliLoader(pair_request(args)), export_dir=tmp_path)
     async with app.run_test() as pilot:
         screen = await ready(pilot, timeout=120)
         assert screen.engine_state == "ready", screen.engine_error

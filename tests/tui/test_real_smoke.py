@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from specchat.cli import build_parser
+from specchat.commands.model_args import pair_request
 from specchat.store import ChatStore, MessageStatus
 from specchat.tui import SpecchatApp
 from specchat.tui.loader import CliLoader
@@ -26,14 +27,14 @@ async def test_chat_with_real_pair(real_models: dict[str, Path], tmp_path: Path)
          "--no-adaptive"]
     )
     store = ChatStore(tmp_path / "history.sqlite3")
-    app = SpecchatApp(store, CliLoader(args), export_dir=tmp_path)
+    app = SpecchatApp(store, CliLoader(pair_request(args)), export_dir=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await ready(pilot, timeout=120)
         assert screen.engine_state == "ready", screen.engine_error
         assert screen.info is not None and screen.info.draft is not None
         await send(pilot, "What is the capital of France?", timeout=120)
-        report = screen.reports[-1]
-        assert report.status is MessageStatus.COMPLETE and report.tokens > 0
+        report = screen.last_report
+        assert report is not None and report.status is MessageStatus.COMPLETE and report.tokens > 0
         box = screen.query(MessageBox).last()
         assert box.text.strip()
         stats = box.stats

@@ -82,7 +82,7 @@ async def test_thinking_streams_folded_with_a_live_count(make_app) -> None:
         assert block.collapsed and block.title == "Thinking… (6 tokens)"
         assert box.query_one(".message-body", Markdown).source == ""  # no answer yet
         engine.resume.set()
-        await wait_for(pilot, lambda: len(screen.reports) == 1)
+        await wait_for(pilot, lambda: screen.replies_finished == 1)
         await pilot.pause()
         assert block.title.startswith("Thought (") and box.text.endswith(ANSWER)
 
@@ -186,7 +186,7 @@ async def test_continue_a_reply_stopped_at_max_tokens(make_app) -> None:
         assert box.text == "one two three four five six"
         assert "stopped at max tokens" in str(box.query_one(".message-header").render())
         await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: len(screen.reports) == 2)
+        await wait_for(pilot, lambda: screen.replies_finished == 2)
         await pilot.pause()
         full = "one two three four five six seven eight nine ten"
         assert engine.continued == ["one two three four five six"]
@@ -207,7 +207,7 @@ async def test_regenerate_keeps_the_old_reply_to_flip_back_to(make_app) -> None:
         screen = await ready(pilot)
         await send(pilot, "q")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(screen.reports) == 2)
+        await wait_for(pilot, lambda: screen.replies_finished == 2)
         await pilot.pause()
         box = screen.query(MessageBox).last()
         assert box.text == "second answer" and box.variant == (2, 2)

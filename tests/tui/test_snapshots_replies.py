@@ -74,7 +74,7 @@ def test_regenerated_reply_shows_its_variants(snap_compare, make_app) -> None:
         screen = await ready(pilot)
         await send(pilot, "Say something")
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: len(screen.reports) == 2)
+        await wait_for(pilot, lambda: screen.replies_finished == 2)
         await pilot.pause()
         await steady(pilot)
 

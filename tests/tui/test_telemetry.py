@@ -37,8 +37,8 @@ async def test_status_bar_shows_engine_stats_live_and_final(make_app) -> None:
         assert "4.00 tok/pass" in text_of(live)
         assert "draft 4" in text_of(live) and "TTFT 160 ms" in text_of(live)
         engine.resume.set()
-        await wait_for(pilot, lambda: screen.reports)
-        final = screen.reports and screen.query(MessageBox).last().stats
+        await wait_for(pilot, lambda: screen.replies_finished > 0)
+        final = screen.replies_finished and screen.query(MessageBox).last().stats
         assert final["generated_tokens"] == 12 and final["accepted"] == 9
         assert "accepted 75% (9/12)" in text_of(live)
         assert "100.0 tok/s" in text_of(live)

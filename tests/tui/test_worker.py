@@ -98,6 +98,5 @@ def test_models_leave_a_core_for_the_ui_unless_threads_are_set(monkeypatch) -> N
     monkeypatch.setattr(loader.os, "cpu_count", lambda: 8)
     assert loader.leave_a_core(ModelSettings(Path("m.gguf"))).n_threads == 7
     assert loader.leave_a_core(ModelSettings(Path("m.gguf"), n_threads=3)).n_threads == 3
-    assert loader.leave_a_core(None) is None
     monkeypatch.setattr(loader.os, "cpu_count", lambda: 1)
     assert loader.ui_threads() == 1

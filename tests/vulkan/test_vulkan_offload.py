@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from specchat.config.schema import ModelConfig, PairConfig
-from specchat.config.settings import to_pair_settings
 from specchat.engine.engine import SpeculativeEngine
 from specchat.engine.llama import LlamaModel
 from specchat.engine.types import (
@@ -25,6 +24,7 @@ from specchat.engine.types import (
     ModelSettings,
     SpecSettings,
 )
+from specchat.pair_settings import to_pair_settings
 
 from .conftest import Placed, placements, specchat, tensor_mib
 

@@ -78,14 +78,3 @@ class PhysicsSampler:
             c=None if d_one is None else d_one / one,
             b=b,
         )
-
-
-def measure_physics(target: LlamaModel, draft: LlamaModel | None, context: Sequence[int],
-                    max_n: int, reps: int = 5) -> Physics:
-    """Time target-alone runs and draft-then-verify rounds of every size up to max_n after
-    `context`, all at once. Medians over reps; one warm-up rep is discarded."""
-    sampler = PhysicsSampler(target, draft, context, max_n)
-    sampler.rep(keep=False)
-    for _ in range(reps):
-        sampler.rep()
-    return sampler.result()

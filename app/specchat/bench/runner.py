@@ -38,6 +38,7 @@ from specchat.engine.types import (
     TokenEvent,
 )
 from specchat.errors import SpecchatError
+from specchat.stats_format import kind_figures, totals
 
 Progress = Callable[[str], None]
 
@@ -308,12 +309,10 @@ def drafter_notes(run: BenchRun, chains: dict[str, object]) -> list[str]:
     notes = []
     for info in run.modes:
         recs = [r for r in run.records if r.mode == info.label]
-        sums = {k: sum(float(r.stats.get(k, 0) or 0) for r in recs)  # type: ignore[arg-type]
-                for k in ("model_drafted", "model_accepted", "suffix_drafted", "suffix_accepted")}
-        if not sums["model_drafted"] and not sums["suffix_drafted"]:
+        figures = kind_figures(totals([r.stats for r in recs]))
+        if not figures:
             continue
-        parts = [f"{kind} {_share(sums[f'{kind}_accepted'], sums[f'{kind}_drafted'])}"
-                 for kind in ("suffix", "model") if sums[f"{kind}_drafted"]]
+        parts = [f"{f.kind.value} {_share(f.accepted, f.drafted)}" for f in figures]
         line = f"{info.label}: accepted by drafter: {', '.join(parts)}"
         suffix = getattr(chains.get(info.label), "suffix", None)
         log = suffix.trust.log if suffix is not None else None

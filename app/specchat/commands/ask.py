@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 
-from specchat.commands.model_args import add_model_args
+from specchat.commands.model_args import add_model_args, pair_request
 from specchat.config.prompt_cache import open_prompt_cache
 from specchat.engine.types import (
     DoneEvent,
@@ -18,7 +18,8 @@ from specchat.engine.types import (
     TokenEvent,
 )
 from specchat.errors import RpcError, SpecchatError
-from specchat.resolve import load_pair, resolve_model_request
+from specchat.pair_request import load_pair, resolve_model_request
+from specchat.stats_format import ask_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,26 +48,6 @@ def stats_json(stats: Stats) -> dict[str, object]:
     return stats.to_ordered_dict()
 
 
-def stats_line(stats: Stats) -> str:
-    line = (
-        f"{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s, "
-        f"TTFT {stats.ttft_ms:.0f} ms, {stats.tokens_per_pass:.2f} tok/pass"
-    )
-    if stats.drafted:
-        line += f", acceptance {stats.acceptance_rate:.0%} ({stats.accepted}/{stats.drafted})"
-    kinds = (
-        ("suffix", stats.suffix_accepted, stats.suffix_drafted),
-        ("model", stats.model_accepted, stats.model_drafted),
-    )
-    line += "".join(f", {kind} {a / d:.0%} ({a}/{d})" for kind, a, d in kinds if d)
-    if stats.restored_prompt_tokens:
-        line += (
-            f", {stats.restored_prompt_tokens} prompt tokens from the prompt cache "
-            f"(saved {stats.restore_saved_ms / 1000:.1f} s)"
-        )
-    return f"[{line}, mode {stats.mode}{' cross-vocab' if stats.cross_vocab else ''}]"
-
-
 def _keeping_partial_reply(
     events: Iterator[Event], args: argparse.Namespace, got: list[TokenEvent]
 ) -> Iterator[Event]:
@@ -93,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise SpecchatError("the prompt is empty")
-    request = resolve_model_request(args)
+    request = resolve_model_request(pair_request(args))
     cache = open_prompt_cache() if args.prompt_cache else None
     engine = load_pair(request, prompt_cache=cache)
     try:
@@ -142,5 +123,5 @@ def run(args: argparse.Namespace) -> int:
         for message in late:
             print(f"specchat: {message}", file=sys.stderr)
         if not args.quiet:
-            print(stats_line(done.stats), file=sys.stderr)
+            print(ask_line(done.stats), file=sys.stderr)
     return 0

@@ -10,10 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from specchat.commands.model_args import add_model_args
+from specchat.commands.model_args import add_model_args, pair_request
 from specchat.engine.limits import MAX_DRAFT
 from specchat.errors import SpecchatError
-from specchat.resolve import resolve_model_request
+from specchat.pair_request import resolve_model_request
 
 BENCH_N_CTX = 2048
 AGENT_N_CTX = 8192  # the agent session resends a 150-line file twice
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         from specchat.bench.peers import find_native
 
         find_native(args.llama_cpp_bin)
-    request = resolve_model_request(args)
+    request = resolve_model_request(pair_request(args))
     target = request.target
     if args.n_ctx is None:
         target = dataclasses.replace(target, n_ctx=BENCH_N_CTX)

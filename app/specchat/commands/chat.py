@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from specchat.commands.model_args import add_model_args
+from specchat.commands.model_args import add_model_args, pair_request
+from specchat.pair_request import PairRequest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,19 +18,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Bad flags or an unknown pair end here as one line (exit 2), before the app opens.
+def checked_request(args: argparse.Namespace) -> PairRequest:
+    """The flags as a request; bad flags or an unknown pair end here as one line (exit 2),
+    before the app opens. Loading (and downloading) the models happens inside the app, on the
+    engine thread."""
+    from specchat.pair_request import resolve_model_request
 
-    Loading (and downloading) the models happens inside the app, on the engine thread."""
-    from specchat.resolve import generation_settings, resolve_model_request
-
-    generation_settings(args)
-    if getattr(args, "target", None) is not None:
-        resolve_model_request(args)  # explicit paths: no I/O, only flag checks
+    request = pair_request(args)
+    if request.target is not None:
+        resolve_model_request(request)  # explicit paths: no I/O, only flag checks
     else:
         from specchat.config import load_registry
 
-        load_registry(getattr(args, "config", None)).get(getattr(args, "pair", None))
+        load_registry(request.config).get(request.pair)
+    return request
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from specchat.tui.keys import load_keymap
     from specchat.tui.loader import CliLoader
 
-    check_args(args)
+    request = checked_request(args)
     keymap, warnings = load_keymap()
     store = ChatStore.open_default()
-    loader = CliLoader(args)
+    loader = CliLoader(request)
     try:
         SpecchatApp(store, loader, keymap, warnings).run()
     finally:

@@ -1,13 +1,23 @@
-"""Model and generation flags shared by `ask`, `chat`, `serve` and `bench`.
-
-Turning them into a loaded pair is `specchat.resolve`'s work (below every front end)."""
+"""Model and generation flags shared by `ask`, `chat`, `serve` and `bench`, and the typed
+PairRequest they make: turning it into a loaded pair is `specchat.pair_request`'s work (below
+every front end, where no argparse namespace goes)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from specchat.engine.limits import MAX_DRAFT
+from specchat.engine.limits import MAX_DRAFT, check_settings
+from specchat.engine.types import GenerationSettings
+from specchat.pair_request import PairRequest
+
+# settings (models.toml keys, as errors name them) whose flag is not the key with dashes
+FLAGS = {"n_threads": "--threads"}
+
+
+def flag_for(setting: str) -> str:
+    """How the CLI spells a setting: its flag."""
+    return FLAGS.get(setting, "--" + setting.replace("_", "-"))
 
 
 def _gpu_layers(value: str) -> str:
@@ -93,3 +103,41 @@ def add_model_args(parser: argparse.ArgumentParser, generation: bool = True) -> 
         gen.add_argument(
             "--max-tokens", metavar="N", type=int, default=512, help="most tokens to generate"
         )
+
+
+def generation_settings(args: argparse.Namespace) -> GenerationSettings:
+    """The generation flags' settings, checked against the one table of bounds."""
+    generation = GenerationSettings(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        seed=args.seed,
+        max_tokens=args.max_tokens,
+    )
+    check_settings(generation=generation)
+    return generation
+
+
+def pair_request(args: argparse.Namespace) -> PairRequest:
+    """The model and generation flags (every command that loads a pair has both) as a request."""
+    return PairRequest(
+        pair=args.pair,
+        target=args.target,
+        draft=args.draft,
+        no_draft=args.no_draft,
+        lookup=args.lookup,
+        cross_vocab=args.cross_vocab,
+        n_gpu_layers=args.n_gpu_layers,
+        n_ctx=args.n_ctx,
+        threads=args.threads,
+        extra_bufts=args.extra_bufts,
+        offline=args.offline,
+        draft_max=args.draft_max,
+        draft_min=args.draft_min,
+        p_min=args.p_min,
+        no_adaptive=args.no_adaptive,
+        rpc=args.rpc,
+        config=args.config,
+        generation=generation_settings(args),
+    )

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from specchat.commands.model_args import add_model_args
+from specchat.commands.model_args import add_model_args, generation_settings, pair_request
 from specchat.config.prompt_cache import open_prompt_cache
 from specchat.errors import SpecchatError
-from specchat.resolve import generation_settings, load_pair, resolve_model_request
+from specchat.pair_request import load_pair, resolve_model_request
 
 API_KEY_ENV = "SPECCHAT_API_KEY"
 MAX_QUEUE = 64  # as server.app.MAX_QUEUE (not imported: the serve extra may be missing)
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     sock = _listen(args.host, args.port)
     try:
         _warn_if_open(args.host, api_key)
-        request = resolve_model_request(args)
+        request = resolve_model_request(pair_request(args))
         cache = None if args.no_prompt_cache else open_prompt_cache()
         engine = load_pair(request, prompt_cache=cache)
     except BaseException:

@@ -1,10 +1,10 @@
-"""models.toml: schema, locations, registry merge, and conversion to engine settings."""
+"""models.toml: schema, locations, registry merge (turning a pair into engine settings is
+specchat.pair_settings: it reads the files, which sources fetch)."""
 
 from __future__ import annotations
 
 from specchat.config.registry import Registry, load_registry
 from specchat.config.schema import ModelConfig, PairConfig, PypiPart
-from specchat.config.settings import to_model_settings, to_pair_settings, to_spec_settings
 
 __all__ = [
     "ModelConfig",
@@ -12,7 +12,4 @@ __all__ = [
     "PypiPart",
     "Registry",
     "load_registry",
-    "to_model_settings",
-    "to_pair_settings",
-    "to_spec_settings",
 ]

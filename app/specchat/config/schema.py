@@ -6,15 +6,35 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
-from specchat.engine.limits import MAX_DRAFT
+from specchat.engine.limits import MAX_DRAFT, draft_order, violation
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SOURCE_KEYS = ("repo", "path", "pypi")
 # TOML values are typed: "yes" is not a boolean and 2 is not a flag.
 Bool = Annotated[bool, Strict()]
 Int = Annotated[int, Strict()]
+
+
+def _within(name: str) -> AfterValidator:
+    """The bounds of setting `name` in specchat.engine.limits, the one table of them."""
+
+    def check(value: float) -> float:
+        why = violation(name, value)
+        if why is not None:
+            raise ValueError(why)
+        return value
+
+    return AfterValidator(check)
 
 
 class PypiPart(BaseModel):
@@ -53,8 +73,8 @@ class ModelConfig(BaseModel):
 
     # load settings
     n_gpu_layers: Int | Literal["auto"] = "auto"
-    n_ctx: Int = Field(default=4096, ge=0)  # 0 = the model's training context
-    n_threads: Int | None = Field(default=None, ge=1)
+    n_ctx: Annotated[Int, _within("n_ctx")] = 4096
+    n_threads: Annotated[Int, _within("n_threads")] | None = None
     flash_attn: Bool | None = None
     main_gpu: Int = Field(default=0, ge=0)
     use_extra_bufts: Bool = False
@@ -126,11 +146,11 @@ class PairConfig(BaseModel):
     target: ModelConfig
     draft: ModelConfig | None = None
     cross_vocab: Bool = False
-    draft_max: Int = Field(default=8, ge=1, le=MAX_DRAFT)
-    draft_min: Int = Field(default=0, ge=0, le=MAX_DRAFT)
-    suffix_max: Int = Field(default=MAX_DRAFT, ge=1, le=MAX_DRAFT)
+    draft_max: Annotated[Int, _within("draft_max")] = 8
+    draft_min: Annotated[Int, _within("draft_min")] = 0
+    suffix_max: Annotated[Int, _within("suffix_max")] = MAX_DRAFT
     # 0 = off: the adaptive controller sizes drafts from measured acceptance
-    p_min: float = Field(default=0.0, ge=0.0, le=1.0)
+    p_min: Annotated[float, _within("p_min")] = 0.0
     adaptive: Bool = True
     chat_template: str | None = None
     # llama.cpp RPC servers ("HOST:PORT") that take the target's layers; the draft stays local
@@ -153,8 +173,9 @@ class PairConfig(BaseModel):
 
     @model_validator(mode="after")
     def _draft_bounds(self) -> PairConfig:
-        if self.draft_min > self.draft_max:
-            raise ValueError(f"draft_min ({self.draft_min}) exceeds draft_max ({self.draft_max})")
+        order = draft_order(self.draft_min, self.draft_max)
+        if order is not None:
+            raise ValueError(order)
         if "\n" in self.description:
             raise ValueError("description must be one line")
         return self

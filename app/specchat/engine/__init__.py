@@ -1,5 +1,10 @@
 """Speculative decoding engine: a draft proposes, the target verifies. Knows nothing of the UI."""
 
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
 from specchat.engine.context import REFILL_SHARE, drop_oldest_turn, prompt_budget
 from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import (
@@ -18,6 +23,9 @@ from specchat.engine.types import (
     Stats,
     TokenEvent,
 )
+
+if TYPE_CHECKING:
+    from specchat.engine.prompt_cache import PromptCache
 
 __all__ = [
     "REFILL_SHARE",
@@ -42,7 +50,21 @@ __all__ = [
 ]
 
 
-def load_engine(*args, **kwargs):
-    from specchat.engine.engine import load_engine as _load
+def load_engine(
+    target: ModelSettings,
+    draft: ModelSettings | None,
+    spec: SpecSettings,
+    chat_template: str | None = None,
+    cancel: threading.Event | None = None,
+    prompt_cache: PromptCache | None = None,
+) -> ChatEngine:
+    """Load a pair (seconds; stops soon after cancel is set), restoring and keeping prompt
+    states in `prompt_cache` when given. llama.cpp is imported here, on first use, not when the
+    engine's types are."""
+    from specchat.engine.engine import SpeculativeEngine
 
-    return _load(*args, **kwargs)
+    engine = SpeculativeEngine.load(target, draft, spec, chat_template=chat_template,
+                                    cancel=cancel)
+    if prompt_cache is not None:
+        engine.use_prompt_cache(prompt_cache)
+    return engine

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from specchat.engine.llama import LlamaModel
-from specchat.errors import VocabMismatchError
+from specchat.errors import CROSS_VOCAB_HINT, VocabMismatchError
 
 MAX_VOCAB_SIZE_DIFF = 128
 FIRST_CHECKED_TOKEN = 5  # ids below this are special tokens that often differ harmlessly
-
-CROSS_VOCAB_HINT = "; enable cross-vocabulary drafting (--cross-vocab, or cross_vocab = true)"
 
 
 def vocab_mismatch(target: LlamaModel, draft: LlamaModel) -> str | None:
@@ -39,5 +37,6 @@ def vocab_mismatch_error(
     """A one-line error naming both files and the first difference."""
     return VocabMismatchError(
         f"draft {draft.path.name} and target {target.path.name} do not share a vocabulary: "
-        f"{reason}{CROSS_VOCAB_HINT if hint else ''}"
+        f"{reason}{CROSS_VOCAB_HINT if hint else ''}",
+        settings=("cross_vocab",) if hint else (),
     )

@@ -37,7 +37,7 @@ from specchat.engine.drafting import (
     common_prefix,
 )
 from specchat.engine.learned import LearnedStore, learned_key
-from specchat.engine.limits import MAX_DRAFT
+from specchat.engine.limits import check_settings
 from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
 from specchat.engine.logprobs import token_logprob
 from specchat.engine.prompt_cache import PromptCache, attach, restore_prefix, save_state
@@ -64,20 +64,6 @@ from specchat.engine.types import (
 )
 from specchat.engine.verify import known_prefix, verify_greedy, verify_sampling
 from specchat.errors import ContextOverflowError, GpuOffloadError, LoadCancelled, SpecchatError
-
-
-def load_engine(
-    target: ModelSettings,
-    draft: ModelSettings | None,
-    spec: SpecSettings,
-    chat_template: str | None = None,
-    cancel: threading.Event | None = None,
-    prompt_cache: PromptCache | None = None,
-) -> SpeculativeEngine:
-    engine = SpeculativeEngine.load(target, draft, spec, chat_template=chat_template, cancel=cancel)
-    if prompt_cache is not None:
-        engine.use_prompt_cache(prompt_cache)
-    return engine
 
 
 def _open_with_cpu_fallback(
@@ -269,8 +255,7 @@ class SpeculativeEngine:
         """Change speculative settings. What was measured and learned is kept (costs, the
         suffix drafter's trust; the model's acceptance when the mode is the same) unless told
         not to."""
-        if spec.draft_max > MAX_DRAFT:
-            raise SpecchatError(f"draft_max must be at most {MAX_DRAFT} (got {spec.draft_max})")
+        check_settings(spec=spec)
         old, same_mode = self._drafter, self._spec.mode is spec.mode
         if old is None or not keep_measurements:
             self.costs = CostModel()
@@ -307,7 +292,7 @@ class SpeculativeEngine:
         model: Proposer | None = None
         if spec.mode is DraftMode.MODEL:
             if self.draft_model is None:
-                raise SpecchatError("speculative mode 'model' needs a draft model (--draft PATH)")
+                raise SpecchatError("speculative mode 'model' needs a draft model (none is loaded)")
             if self._mismatch is not None:
                 if not spec.cross_vocab:
                     raise vocab_mismatch_error(self.target, self.draft_model, self._mismatch)

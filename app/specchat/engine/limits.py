@@ -1,11 +1,13 @@
-"""One home for every bound on a generation or speculation setting.
+"""One home for every bound on a generation, speculation or model-loading setting.
 
 The CLI, models.toml, the chat app's settings form, the server and the engine all check values
-against this table, so a value one front end accepts is accepted by all of them."""
+against this table, so a value one front end accepts is accepted by all of them. Errors name a
+setting by its models.toml key and carry it (SpecchatError.settings): front ends re-spell it (the
+CLI as its flag)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
 from dataclasses import dataclass
 
 from specchat.engine.types import GenerationSettings, SpecSettings
@@ -19,7 +21,7 @@ MAX_DRAFT = 32
 @dataclass(frozen=True)
 class Bound:
     low: float
-    high: float
+    high: float = math.inf
     low_open: bool = False  # the low end itself is not allowed
     high_open: bool = False
     integer: bool = False
@@ -30,6 +32,8 @@ class Bound:
         return above and below
 
     def describe(self) -> str:
+        if self.high == math.inf:
+            return f"must be {'more than' if self.low_open else 'at least'} {self.low:g}"
         left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
         return f"must be in {left}{self.low:g}, {self.high:g}{right}"
 
@@ -45,6 +49,8 @@ BOUNDS: dict[str, Bound] = {
     "draft_min": Bound(0, MAX_DRAFT, integer=True),
     "suffix_max": Bound(1, MAX_DRAFT, integer=True),
     "p_min": Bound(0.0, 1.0),
+    "n_ctx": Bound(16, integer=True),  # below this not even a short chat fits
+    "n_threads": Bound(1, integer=True),
 }
 
 
@@ -60,20 +66,24 @@ def violation(name: str, value: float | None) -> str | None:
     return None
 
 
-def _problems(values: dict[str, float | None]) -> Iterator[tuple[str, str]]:
-    for name, value in values.items():
-        why = violation(name, value)
-        if why is not None:
-            yield name, why
+def check_value(name: str, value: float | None) -> None:
+    """Raise SpecchatError naming the setting when `value` is out of bounds."""
+    why = violation(name, value)
+    if why is not None:
+        raise SpecchatError(f"{name} {why}", settings=(name,))
+
+
+def draft_order(draft_min: int, draft_max: int) -> str | None:
+    """Why draft_min and draft_max cannot go together (None: they can)."""
+    if draft_min > draft_max:
+        return f"draft_min ({draft_min}) exceeds draft_max ({draft_max})"
+    return None
 
 
 def check_settings(
-    generation: GenerationSettings | None = None,
-    spec: SpecSettings | None = None,
-    spell: str = "{name}",
+    generation: GenerationSettings | None = None, spec: SpecSettings | None = None
 ) -> None:
-    """Raise SpecchatError for the first setting out of bounds. `spell` names the field the way
-    the front end's user wrote it, e.g. "--{flag}" for the CLI (flag: name with dashes)."""
+    """Raise SpecchatError for the first setting out of bounds."""
     values: dict[str, float | None] = {}
     if generation is not None:
         values.update(
@@ -87,10 +97,8 @@ def check_settings(
     if spec is not None:
         values.update(draft_max=spec.draft_max, draft_min=spec.draft_min, p_min=spec.p_min,
                       suffix_max=spec.suffix_max)
-    for name, why in _problems(values):
-        raise SpecchatError(f"{spell.format(name=name, flag=name.replace('_', '-'))} {why}")
-    if spec is not None and spec.draft_min > spec.draft_max:
-        raise SpecchatError(
-            f"{spell.format(name='draft_min', flag='draft-min')} ({spec.draft_min}) exceeds "
-            f"{spell.format(name='draft_max', flag='draft-max')} ({spec.draft_max})"
-        )
+    for name, value in values.items():
+        check_value(name, value)
+    order = draft_order(spec.draft_min, spec.draft_max) if spec is not None else None
+    if order is not None:
+        raise SpecchatError(order, settings=("draft_min", "draft_max"))

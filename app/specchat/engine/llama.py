@@ -141,14 +141,16 @@ class LlamaModel:
             raise ModelLoadError(
                 f"could not load {path.name} with its layers on RPC server "
                 f"{', '.join(settings.rpc_servers)} (out of memory there?); retry with fewer "
-                "--n-gpu-layers"
+                "n_gpu_layers",
+                settings=("n_gpu_layers",),
             )
         if not model:
             # (an RPC-enabled build says it supports offload with no GPU: ask for devices)
             if settings.n_gpu_layers and not vocab_only and has_gpu():
                 raise GpuOffloadError(
                     f"could not load {path.name} with {settings.n_gpu_layers} GPU layers "
-                    "(out of GPU memory?); retry with fewer --n-gpu-layers or 0"
+                    "(out of GPU memory?); retry with fewer n_gpu_layers or 0",
+                    settings=("n_gpu_layers",),
                 )
             raise ModelLoadError(f"cannot load GGUF (corrupt or unsupported file): {path}")
         self = cls(settings, model, vocab_only)
@@ -197,12 +199,14 @@ class LlamaModel:
                 raise ModelLoadError(
                     f"could not create a context of {cparams.n_ctx} tokens for {self.path.name} "
                     f"on RPC server {', '.join(s.rpc_servers)} (out of memory there?); retry "
-                    "with a smaller n_ctx"
+                    "with a smaller n_ctx",
+                    settings=("n_ctx",),
                 )
             if s.n_gpu_layers:
                 raise GpuOffloadError(
                     f"could not create a context for {self.path.name} (out of GPU memory?); "
-                    "retry with a smaller n_ctx or fewer GPU layers"
+                    "retry with a smaller n_ctx or fewer GPU layers",
+                    settings=("n_ctx",),
                 )
             raise ModelLoadError(
                 f"could not create a context of {cparams.n_ctx} tokens for {self.path}"

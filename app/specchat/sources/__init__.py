@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from specchat.sources.cancel import DownloadCancelled
-from specchat.sources.resolve import is_downloaded, local_size, resolve_model, resolve_model_files
+from specchat.sources.fetch import is_downloaded, local_size, resolve_model, resolve_model_files
 
 __all__ = [
     "DownloadCancelled",

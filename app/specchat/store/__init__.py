@@ -3,7 +3,7 @@
 from specchat.store.errors import HistoryError
 from specchat.store.export import chat_to_markdown
 from specchat.store.history import ChatStore
-from specchat.store.paths import data_dir, default_db_path
+from specchat.store.paths import default_db_path
 from specchat.store.records import ChatRecord, ChatSettings, MessageRecord, MessageStatus
 
 __all__ = [
@@ -14,6 +14,5 @@ __all__ = [
     "MessageRecord",
     "MessageStatus",
     "chat_to_markdown",
-    "data_dir",
     "default_db_path",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from specchat.stats_format import markdown_line
 from specchat.store.records import ChatRecord, MessageRecord, MessageStatus
 
 _ROLE = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -23,24 +24,9 @@ def chat_to_markdown(chat: ChatRecord, messages: list[MessageRecord]) -> str:
             heading += f" ({msg.status.value})"
         lines += ["", heading, "", msg.content.rstrip() or "_(empty)_"]
         if msg.stats:
-            s = msg.stats
-            lines += [
-                "",
-                f"<sub>{s.get('generated_tokens')} tokens · {_f(s.get('tokens_per_second'))} tok/s"
-                f" · acceptance {_pct(s.get('acceptance_rate'))}"
-                f" · {_f(s.get('tokens_per_pass'))} tokens/pass · TTFT {_f(s.get('ttft_ms'), 0)} ms"
-                "</sub>",
-            ]
+            lines += ["", markdown_line(msg.stats)]
     return "\n".join(lines) + "\n"
 
 
 def _quote(text: str) -> str:
     return "\n".join("> " + line for line in text.splitlines())
-
-
-def _f(value: object, digits: int = 1) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "?"
-
-
-def _pct(value: object) -> str:
-    return f"{value * 100:.0f}%" if isinstance(value, (int, float)) else "?"

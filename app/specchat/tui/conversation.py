@@ -101,7 +101,7 @@ class ActiveReply:
 
 @dataclass(frozen=True)
 class ReplyReport:
-    """Kept after a reply ends (tests read it; the UI could show it)."""
+    """How a reply's batches reached the screen, kept for the latest reply (tests read it)."""
 
     message_id: int
     status: MessageStatus

@@ -5,7 +5,6 @@ check() (the open-model dialog's worker thread)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import threading
@@ -14,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Union
 
 from specchat.engine.protocol import ChatEngine
-from specchat.engine.types import GenerationSettings, ModelSettings, SpecSettings
+from specchat.engine.types import GenerationSettings, ModelSettings
 from specchat.errors import SpecchatError
 from specchat.pair_check import PairReport
+from specchat.pair_request import ModelRequest, PairRequest
 
 if TYPE_CHECKING:
     from specchat.engine.prompt_cache import PromptCache
@@ -95,28 +95,20 @@ def ui_threads() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-def leave_a_core(model: ModelSettings | None) -> ModelSettings | None:
+def leave_a_core(model: ModelSettings) -> ModelSettings:
     """Unless threads were set (--threads, models.toml), keep one core free for the UI.
 
     llama.cpp's compute threads meet at spin barriers: when the UI thread takes one of
     their cores, every pass waits for the descheduled thread. Measured here (2 cores,
     SmolLM2-135M drafting for itself, in the app): 2 threads 1.3-1.6 tok/s, 1 thread 15-22."""
-    if model is None or model.n_threads is not None:
+    if model.n_threads is not None:
         return model
     return replace(model, n_threads=ui_threads())
 
 
-def _load_engine(
-    target: ModelSettings,
-    draft: ModelSettings | None,
-    spec: SpecSettings,
-    chat_template: str | None,
-    cancel: threading.Event | None,
-    prompt_cache: PromptCache | None = None,
-) -> ChatEngine:
-    from specchat.engine import load_engine
-
-    return load_engine(target, draft, spec, chat_template, cancel=cancel, prompt_cache=prompt_cache)
+def _with_a_core_left(request: ModelRequest) -> ModelRequest:
+    draft = leave_a_core(request.draft) if request.draft is not None else None
+    return replace(request, target=leave_a_core(request.target), draft=draft)
 
 
 def _recent_item(item: list[object]) -> ModelFiles:
@@ -132,8 +124,8 @@ class CliLoader:
     # "speculation saved" line compares against it); 0 = not measured
     baseline_tokens = 12
 
-    def __init__(self, args: argparse.Namespace, recent_file: Path | None = None) -> None:
-        self.args = args
+    def __init__(self, request: PairRequest, recent_file: Path | None = None) -> None:
+        self.request = request  # what the command line asked for
         self.generation = GenerationSettings()
         self.current: PairRef = None
         self._recent_file = recent_file
@@ -142,17 +134,15 @@ class CliLoader:
         self._cache_opened = False
 
     def initial_label(self) -> str:
-        target = getattr(self.args, "target", None)
-        pair = getattr(self.args, "pair", None)
+        target, pair = self.request.target, self.request.pair
         if target:
-            return f"model {Path(target).name}"
+            return f"model {target.name}"
         return f"pair {pair}" if pair else f"default pair {self._default_pair() or ''}".strip()
 
     def pairs(self) -> list[PairOption]:
         from specchat.config.registry import load_registry
 
-        pairs = load_registry(getattr(self.args, "config", None)).pairs
-        items = pairs.items() if isinstance(pairs, dict) else ((p.name, p) for p in pairs)
+        pairs = load_registry(self.request.config).pairs
         return [
             PairOption(
                 name=name,
@@ -160,29 +150,25 @@ class CliLoader:
                 target=pair.target.label,
                 draft=pair.draft.label if pair.draft is not None else None,
             )
-            for name, pair in items
+            for name, pair in pairs.items()
         ]
 
     def load(self, pair: PairRef, cancel: threading.Event | None = None) -> ChatEngine:
-        from specchat.resolve import resolve_model_request
+        from specchat.pair_request import load_pair, resolve_model_request
 
-        ns = argparse.Namespace(**vars(self.args))
+        asked = self.request
         if isinstance(pair, ModelFiles):  # files opened in the app
-            ns.pair, ns.target, ns.draft = None, pair.target, pair.draft
-            ns.no_draft = ns.lookup = False
-            ns.cross_vocab = pair.cross_vocab or getattr(ns, "cross_vocab", False)
+            cross = pair.cross_vocab or bool(asked.cross_vocab)
+            asked = replace(asked, pair=None, target=pair.target, draft=pair.draft,
+                            no_draft=False, lookup=False, cross_vocab=cross)  # fmt: skip
         elif pair is not None:  # a pair picked in the app replaces the command line's models
-            ns.pair, ns.target, ns.draft = pair, None, None
-            ns.no_draft = ns.lookup = False
+            asked = replace(asked, pair=pair, target=None, draft=None, no_draft=False, lookup=False)
         # inside the app nothing may print, and Esc must stop a download
-        request = resolve_model_request(ns, progress=False, cancel=cancel)
+        request = resolve_model_request(asked, progress=False, cancel=cancel)
         self.generation = request.generation
-        target, draft = leave_a_core(request.target), leave_a_core(request.draft)
         if cancel is not None and cancel.is_set():
             raise SpecchatError("loading was cancelled")
-        engine = _load_engine(
-            target, draft, request.spec, request.chat_template, cancel, self._cache()
-        )
+        engine = load_pair(_with_a_core_left(request), cancel, prompt_cache=self._cache())
         self.current = (
             pair
             if isinstance(pair, ModelFiles)
@@ -208,10 +194,10 @@ class CliLoader:
             self._prompt_cache.close()
 
     def check(self, files: ModelFiles) -> PairReport:
-        from specchat.resolve import PairChoice, check_choice
+        from specchat.pair_request import check_request
 
-        cross = files.cross_vocab or bool(getattr(self.args, "cross_vocab", False))
-        return check_choice(PairChoice(target=files.target, draft=files.draft, cross_vocab=cross))
+        cross = files.cross_vocab or bool(self.request.cross_vocab)
+        return check_request(PairRequest(target=files.target, draft=files.draft, cross_vocab=cross))
 
     def recent(self) -> list[ModelFiles]:
         try:
@@ -244,7 +230,6 @@ class CliLoader:
         try:
             from specchat.config.registry import load_registry
 
-            registry = load_registry(getattr(self.args, "config", None))
-        except Exception:  # the welcome text must not fail on a bad config
+            return load_registry(self.request.config).default_pair
+        except SpecchatError:  # the welcome text must not fail on a bad config
             return None
-        return getattr(registry, "default_pair", None) or getattr(registry, "default", None)

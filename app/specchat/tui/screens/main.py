@@ -57,7 +57,9 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
         self.store, self.loader, self.export_dir = store, loader, export_dir
         self.chat: ChatRecord | None = None
         self.reply: ActiveReply | None = None
-        self.reports: list[ReplyReport] = []
+        # how the latest reply went, and how many ended (the newest only: a chat may be long)
+        self.last_report: ReplyReport | None = None
+        self.replies_finished = 0
         self.editing_from: int | None = None
         self.engine_state = "idle"  # idle | loading | ready | failed
         self.engine_label = loader.initial_label()
@@ -356,17 +358,16 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
         self.reply_done()
         if stats is not None:
             self.query_one(StatusBar).update_stats(stats)
-        self.reports.append(
-            ReplyReport(
-                reply.message_id,
-                status,
-                reply.batches,
-                reply.tokens,
-                reply.late_batches,
-                reply.missing_batches,
-                reply.max_latency,
-                tuple(reply.latencies),
-            )
+        self.replies_finished += 1
+        self.last_report = ReplyReport(
+            reply.message_id,
+            status,
+            reply.batches,
+            reply.tokens,
+            reply.late_batches,
+            reply.missing_batches,
+            reply.max_latency,
+            tuple(reply.latencies),
         )
         self.refresh_chat_list()
 

@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.widgets import ProgressBar, Static
 
 from specchat.engine import REFILL_SHARE, Message, Stats, drop_oldest_turn, prompt_budget
-from specchat.tui.format import num
+from specchat.stats_format import num
 
 WARN_SHARE = 0.8  # warn when the prompt takes this share of what the context leaves it
 SNIPPET = 40

@@ -22,9 +22,10 @@ from textual.widget import Widget
 from textual.widgets import Collapsible, Label, Markdown, Static
 from textual.widgets.markdown import MarkdownFence, MarkdownStream
 
+from specchat.stats_format import stats_table, summary_line
 from specchat.store.records import MessageRecord, MessageStatus
 from specchat.tui.clipboard import notify_copy
-from specchat.tui.format import ORIGIN_STYLES, stats_table, summary_line
+from specchat.tui.format import ORIGIN_STYLES
 from specchat.tui.keys import ACTIONS
 from specchat.tui.widgets.thinking import (
     ThinkingBlock,

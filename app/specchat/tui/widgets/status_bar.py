@@ -10,22 +10,10 @@ from textual.content import Content
 from textual.widgets import LoadingIndicator, Sparkline, Static
 
 from specchat.engine.types import EngineInfo, Stats
-from specchat.tui.format import backend_line, cache_brief, num, origin_legend, pct
+from specchat.stats_format import live_line
+from specchat.tui.format import backend_line, origin_legend
 
 SPARK_POINTS = 4000
-
-
-def live_line(stats: Stats | None) -> str:
-    """This reply's numbers, straight from the engine's latest Stats."""
-    if stats is None:
-        return "– tok/s │ accepted – │ – tok/pass │ draft – │ TTFT –"
-    line = (
-        f"{num(stats.tokens_per_second)} tok/s │ accepted {pct(stats.acceptance_rate)}"
-        f" ({stats.accepted}/{stats.drafted}) │ {num(stats.tokens_per_pass, 2)} tok/pass │"
-        f" draft {stats.draft_max} │ TTFT {num(stats.ttft_ms, 0)} ms"
-    )
-    cache = cache_brief(stats)
-    return f"{line} │ {cache}" if cache else line
 
 
 class StatusBar(Vertical):

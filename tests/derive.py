@@ -1,5 +1,5 @@
-"""Derived GGUFs made with llama.cpp's own quantizer (used for same-vocabulary test and bench
-pairs: a requantized copy of a model is a real draft that shares its vocabulary)."""
+"""Derived GGUFs made with llama.cpp's own quantizer (the tests' same-vocabulary pairs: a
+requantized copy of a model is a real draft that shares its vocabulary)."""
 
 from __future__ import annotations
 

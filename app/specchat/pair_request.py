@@ -2,8 +2,9 @@
 
 The CLI (`ask`, `chat`, `bench`), the chat app and the server all turn model flags, models.toml
 and defaults into engine settings here (downloading models the pair names, when needed), then
-load the pair. Front ends only gather the user's choices (argparse flags, a pair picked in the
-app) and hand them down; nothing here knows argparse, Textual or HTTP."""
+load the pair. Front ends only gather the user's choices into a PairRequest (argparse flags:
+commands/model_args.py; a pair or files picked in the app: tui/loader.py) and hand it down;
+nothing here knows argparse, Textual or HTTP."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from specchat.engine.limits import check_settings
+from specchat.engine.limits import check_settings, check_value
 from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import (
     DraftMode,
@@ -27,6 +28,8 @@ if TYPE_CHECKING:  # pair_check reads GGUF metadata and sources: imported when a
     from specchat.config.schema import ModelConfig
     from specchat.engine.prompt_cache import PromptCache
     from specchat.pair_check import PairReport
+
+DRAFT_ALONE = "draft needs target (or choose a pair)"
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,9 @@ class ModelRequest:
 
 
 @dataclass(frozen=True)
-class PairChoice:
-    """The user's choices, whatever front end gathered them. None = models.toml or default."""
+class PairRequest:
+    """What the user asked for, whatever front end gathered it (the CLI's flags, a pair or files
+    picked in the app): the only input of this layer. None = models.toml or the default."""
 
     pair: str | None = None
     target: Path | None = None
@@ -68,38 +72,11 @@ class PairChoice:
     no_adaptive: bool = False
     rpc: str | None = None  # "HOST:PORT[,HOST:PORT...]": the target's layers on RPC servers
     config: str | None = None  # models.toml to use instead of the user's
-    generation: GenerationSettings | None = None  # None: defaults, not checked
-
-    @classmethod
-    def from_namespace(cls, ns: object) -> PairChoice:
-        """From any object with these attributes (argparse's Namespace); missing ones default."""
-        fields = {f.name for f in dataclasses.fields(cls)} - {"generation"}
-        values = {name: getattr(ns, name) for name in fields if hasattr(ns, name)}
-        return cls(**values, generation=_generation_of(ns))
-
-
-def _generation_of(ns: object) -> GenerationSettings | None:
-    if not hasattr(ns, "temperature"):
-        return None
-    return GenerationSettings(
-        temperature=ns.temperature,  # type: ignore[attr-defined]
-        top_k=ns.top_k,  # type: ignore[attr-defined]
-        top_p=ns.top_p,  # type: ignore[attr-defined]
-        min_p=ns.min_p,  # type: ignore[attr-defined]
-        seed=ns.seed,  # type: ignore[attr-defined]
-        max_tokens=ns.max_tokens,  # type: ignore[attr-defined]
-    )
-
-
-def generation_settings(args: object) -> GenerationSettings:
-    """The generation flags' settings, checked against the one table of bounds."""
-    g = _generation_of(args) or GenerationSettings()
-    check_settings(generation=g, spell="--{flag}")
-    return g
+    generation: GenerationSettings | None = None  # None: the defaults
 
 
 def resolve_model_request(
-    choice: PairChoice | object,
+    choice: PairRequest,
     *,
     progress: bool = True,
     cancel: threading.Event | None = None,
@@ -107,18 +84,16 @@ def resolve_model_request(
     """Explicit --target/--draft paths, or a models.toml pair (downloaded if needed: with a
     progress bar on stderr unless progress is False; cancel stops a download at its next chunk
     and keeps the partial file for the next try)."""
-    if not isinstance(choice, PairChoice):
-        choice = PairChoice.from_namespace(choice)
     generation = choice.generation or GenerationSettings()
-    check_settings(generation=generation, spell="--{flag}")
+    check_settings(generation=generation)
     if choice.target is not None:
         return _resolve_paths(choice, generation)
     if choice.draft is not None:
-        raise SpecchatError("--draft needs --target (or choose a --pair)")
+        raise SpecchatError(DRAFT_ALONE, settings=("draft", "target", "pair"))
     return _resolve_pair(choice, generation, progress, cancel)
 
 
-def check_choice(choice: PairChoice) -> PairReport:
+def check_request(choice: PairRequest) -> PairReport:
     """`specchat models check` for the user's choice (a pair name, or target/draft files):
     vocabulary match, memory estimate, offload plan. Metadata only; raises SpecchatError when
     a file is missing or unreadable."""
@@ -128,7 +103,7 @@ def check_choice(choice: PairChoice) -> PairReport:
     if choice.target is not None:
         pair = files_pair(choice.target, choice.draft, bool(choice.cross_vocab))
     elif choice.draft is not None:
-        raise SpecchatError("--draft needs --target (or choose a --pair)")
+        raise SpecchatError(DRAFT_ALONE, settings=("draft", "target", "pair"))
     else:
         registry = load_registry(choice.config)
         pair = registry.get(choice.pair or registry.default_pair)
@@ -137,20 +112,25 @@ def check_choice(choice: PairChoice) -> PairReport:
     return check_pair(pair, offline=choice.offline)
 
 
-def load_pair(request: ModelRequest, prompt_cache: PromptCache | None = None) -> ChatEngine:
-    """Load both models of a resolved request (the slow part: seconds, on the caller's thread);
-    with a prompt cache, their states are saved and restored through it."""
+def load_pair(
+    request: ModelRequest,
+    cancel: threading.Event | None = None,
+    prompt_cache: PromptCache | None = None,
+) -> ChatEngine:
+    """Load both models of a resolved request (the slow part: seconds, on the caller's thread;
+    stops soon after cancel is set); with a prompt cache, their states are saved and restored
+    through it."""
     from specchat.engine import load_engine
 
     return load_engine(
-        request.target, request.draft, request.spec, request.chat_template,
+        request.target, request.draft, request.spec, request.chat_template, cancel,
         prompt_cache=prompt_cache,
     )
 
 
-def _resolve_paths(choice: PairChoice, generation: GenerationSettings) -> ModelRequest:
+def _resolve_paths(choice: PairRequest, generation: GenerationSettings) -> ModelRequest:
     if choice.pair:
-        raise SpecchatError("give either --pair or --target, not both")
+        raise SpecchatError("give either pair or target, not both", settings=("pair", "target"))
     assert choice.target is not None
     target = _model_overrides(choice, ModelSettings(path=choice.target))
     draft = None
@@ -166,12 +146,13 @@ def _resolve_paths(choice: PairChoice, generation: GenerationSettings) -> ModelR
 
 
 def _resolve_pair(
-    choice: PairChoice,
+    choice: PairRequest,
     generation: GenerationSettings,
     progress: bool,
     cancel: threading.Event | None,
 ) -> ModelRequest:
-    from specchat.config import load_registry, to_pair_settings, to_spec_settings
+    from specchat.config import load_registry
+    from specchat.pair_settings import to_pair_settings, to_spec_settings
     from specchat.sources import resolve_model
 
     registry = load_registry(choice.config)
@@ -195,7 +176,7 @@ def _resolve_pair(
     )
 
 
-def _spec_overrides(choice: PairChoice, base: SpecSettings) -> SpecSettings:
+def _spec_overrides(choice: PairRequest, base: SpecSettings) -> SpecSettings:
     spec = base
     if choice.draft_max is not None:
         spec = dataclasses.replace(spec, draft_max=choice.draft_max)
@@ -205,7 +186,7 @@ def _spec_overrides(choice: PairChoice, base: SpecSettings) -> SpecSettings:
         spec = dataclasses.replace(spec, suffix_max=choice.suffix_max)
     if choice.p_min is not None:
         spec = dataclasses.replace(spec, p_min=choice.p_min)
-    check_settings(spec=spec, spell="--{flag}")
+    check_settings(spec=spec)
     if choice.no_adaptive:
         spec = dataclasses.replace(spec, adaptive=False)
     if choice.cross_vocab:
@@ -221,7 +202,7 @@ def _spec_overrides(choice: PairChoice, base: SpecSettings) -> SpecSettings:
 
 
 def _rpc_overrides(
-    choice: PairChoice,
+    choice: PairRequest,
     target: ModelSettings,
     *,
     pair_servers: tuple[str, ...] = (),
@@ -238,17 +219,15 @@ def _rpc_overrides(
     return dataclasses.replace(target, rpc_servers=servers, n_gpu_layers=layers)
 
 
-def _model_overrides(choice: PairChoice, m: ModelSettings) -> ModelSettings:
+def _model_overrides(choice: PairRequest, m: ModelSettings) -> ModelSettings:
     changes: dict[str, object] = {}
     if choice.n_gpu_layers is not None and choice.n_gpu_layers != "auto":
         changes["n_gpu_layers"] = int(choice.n_gpu_layers)
     if choice.n_ctx is not None:
-        if choice.n_ctx < 16:
-            raise SpecchatError(f"--n-ctx must be at least 16 (got {choice.n_ctx})")
+        check_value("n_ctx", choice.n_ctx)
         changes["n_ctx"] = choice.n_ctx
     if choice.threads is not None:
-        if choice.threads < 1:
-            raise SpecchatError(f"--threads must be >= 1 (got {choice.threads})")
+        check_value("n_threads", choice.threads)
         changes["n_threads"] = choice.threads
     if choice.extra_bufts:
         changes["use_extra_bufts"] = True

@@ -1,4 +1,7 @@
-"""From models.toml entries to the engine's ModelSettings and SpecSettings."""
+"""From a models.toml pair and its local files to the engine's ModelSettings and SpecSettings.
+
+"auto" offload reads each GGUF's size and layers (sources.meta) and the free VRAM, so this sits
+above both config and sources (config never imports sources)."""
 
 from __future__ import annotations
 
@@ -8,19 +11,17 @@ from specchat.config.offload import Footprint, fit_layers, plan_offload, usable
 from specchat.config.schema import ModelConfig, PairConfig
 from specchat.engine import devices as gpu
 from specchat.engine.types import DraftMode, ModelSettings, SpecSettings
+from specchat.sources.hf import split_parts
+from specchat.sources.meta import read_gguf_info
 
 
 def footprint(path: Path, n_ctx: int) -> Footprint:
-    from specchat.sources.meta import read_gguf_info
-
     info = read_gguf_info(path, _split_parts(path))
     return Footprint(info.file_bytes, info.n_layers, info.kv_bytes(n_ctx))
 
 
 def _split_parts(path: Path) -> tuple[Path, ...]:
     """The other parts of a split GGUF (name-00001-of-0000N.gguf), for its total size."""
-    from specchat.sources.hf import split_parts
-
     names = split_parts(path.name)
     return tuple(path.with_name(n) for n in names[1:]) if names[0] == path.name else ()
 
