@@ -1,11 +1,13 @@
 """Time to first token on a ~3,000-token chat with the demo pair: cold, warm (same chat, next
 turn), after a chat switch, after a restart (new engine and prompt cache, states from disk),
-plus state sizes and save/restore times. Run: PYTHONPATH=app python packaging/prompt-cache-ttft.py
-(docs/prompt-cache.md has the figures it printed)."""
+plus state sizes and save/restore times (docs/prompt-cache.md has the figures it printed).
+Run: PYTHONPATH=app python packaging/prompt-cache-ttft.py [THREADS] (default 1)."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,13 +16,13 @@ from specchat.config.registry import load_registry
 from specchat.config.settings import to_pair_settings, to_spec_settings
 from specchat.engine.engine import SpeculativeEngine
 from specchat.engine.prompt_cache import CacheBudget, PromptCache
-from specchat.engine.types import DoneEvent, GenerationSettings, Message
+from specchat.engine.types import DoneEvent, GenerationSettings, Message, NoticeEvent
 from specchat.sources import resolve_model
 
 GIB = 2**30
 GEN = GenerationSettings(max_tokens=8)
 ROWS = [f"| {i:>3} | sensor-{i * 37 % 101:03d} | {i * 7 % 13:>2} C | {i * 5 % 11:>2} m/s |"
-        for i in range(1, 200)]
+        for i in range(1, 128)]
 
 
 def long_chat(turns: int) -> list[Message]:
@@ -35,8 +37,15 @@ def long_chat(turns: int) -> list[Message]:
 
 
 def ttft(engine: SpeculativeEngine, msgs: list[Message]) -> tuple[float, DoneEvent]:
-    done = list(engine.chat(msgs, GEN))[-1]
+    events = list(engine.chat(msgs, GEN))
+    for event in events:
+        if isinstance(event, NoticeEvent):
+            print(f"  notice: {event.message}")
+    done = events[-1]
     assert isinstance(done, DoneEvent)
+    draft = engine.draft_model
+    print(f"  (draft holds {len(draft.tokens) if draft else 0} tokens, "
+          f"mode {done.stats.mode}, drafted {done.stats.drafted})")
     return done.stats.ttft_ms, done
 
 
@@ -46,8 +55,15 @@ def main() -> None:
     target_s, draft_s = to_pair_settings(
         pair, resolve_model(pair.target, progress=False), resolve_model(pair.draft, progress=False)
     )
-    spec = to_spec_settings(pair)
+    # one thread, as the chat app uses on a 2-core machine (loader.leave_a_core): two threads
+    # spin against each other and against anything else running
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    target_s = dataclasses.replace(target_s, n_threads=threads)
+    draft_s = dataclasses.replace(draft_s, n_threads=threads)
     directory = Path(tempfile.mkdtemp(prefix="prompt-cache-"))
+    # what the draft-length controller learned is kept between runs, as the app keeps it: a
+    # restarted engine drafts (or not) as the one before it did
+    spec = dataclasses.replace(to_spec_settings(pair), learned_path=directory / "learned.json")
 
     def engine(cache: PromptCache | None) -> SpeculativeEngine:
         e = SpeculativeEngine.load(target_s, draft_s, spec)
@@ -66,9 +82,10 @@ def main() -> None:
     e = engine(cache)
     _, first = ttft(e, ask)  # reads the chat once, saves both states
     turn = [*ask, Message("assistant", first.text), Message("user", "And the coldest?")]
-    warm, _ = ttft(e, turn)
+    warm, wdone = ttft(e, turn)
     print(f"warm (same chat, next turn, live cache): TTFT {warm:.0f} ms")
-    turn2 = [*turn, Message("assistant", "Part 2."), Message("user", "And the windiest?")]
+    # each turn goes on from the reply the model gave, as in the app
+    turn2 = [*turn, Message("assistant", wdone.text), Message("user", "And the windiest?")]
     other = [Message("user", "Write a haiku about sensors. " + "\n".join(ROWS[:40]))]
     ttft(e, other)  # another chat takes the live caches
     switch, sdone = ttft(e, turn2)
@@ -77,6 +94,8 @@ def main() -> None:
           f"~{sdone.stats.restore_saved_ms / 1000:.1f} s saved")
     sizes = {m: (len(m.tokens), len(m.save_state())) for m in (e.target, e.draft_model)}
     for model, (n, size) in sizes.items():
+        if not n:
+            continue
         t0 = time.perf_counter()
         data = model.save_state()
         t1 = time.perf_counter()
@@ -92,7 +111,7 @@ def main() -> None:
 
     restarted_cache = PromptCache(CacheBudget(4 * GIB, 8 * GIB, directory))
     e2 = engine(restarted_cache)
-    turn3 = [*turn2, Message("assistant", "Part 4."), Message("user", "Thanks. Summarize.")]
+    turn3 = [*turn2, Message("assistant", sdone.text), Message("user", "Thanks. Summarize.")]
     restart, rdone = ttft(e2, turn3)
     print(f"after a restart (new engine, states from disk): TTFT {restart:.0f} ms, "
           f"{rdone.stats.restored_prompt_tokens} tokens restored")

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not prompt.strip():
         raise SpecchatError("the prompt is empty")
     request = resolve_model_request(pair_request(args))
-    cache = open_prompt_cache() if args.prompt_cache else None
+    cache = open_prompt_cache(asked=True) if args.prompt_cache else None
     engine = load_pair(request, prompt_cache=cache)
     try:
         if not args.quiet:

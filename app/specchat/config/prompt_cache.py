@@ -113,12 +113,15 @@ def memory_budget(config: PromptCacheConfig) -> int:
     return int(available * MEMORY_SHARE)
 
 
-def open_prompt_cache(config: PromptCacheConfig | None = None) -> PromptCache | None:
-    """The front ends' prompt cache, from config.toml (None when it is turned off)."""
+def open_prompt_cache(
+    config: PromptCacheConfig | None = None, *, asked: bool = False
+) -> PromptCache | None:
+    """The front ends' prompt cache, from config.toml: None when it is turned off there, unless
+    the command line asked for it (`ask --prompt-cache`)."""
     from specchat.engine.prompt_cache import CacheBudget, PromptCache
 
     config = config or load_prompt_cache_config()
-    if not config.enabled:
+    if not (config.enabled or asked):
         return None
     return PromptCache(
         CacheBudget(memory_budget(config), int(config.disk), cache_directory(config))

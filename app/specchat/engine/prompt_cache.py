@@ -485,22 +485,24 @@ def _read_head(f: BinaryIO, file_size: int) -> _Head:
 
 def list_files(directory: Path) -> list[DiskEntry]:
     """The snapshot files in `directory`, newest first (damaged ones are listed as such)."""
-    entries = []
-    for path in directory.glob(f"*{SUFFIX}"):
-        try:
-            st = path.stat()
-            with path.open("rb") as f:
-                head = _read_head(f, st.st_size)
-            parts = json.loads(head.key)
-            role, model, n = str(parts["role"]), str(parts["model"]), len(head.tokens)
-        except (OSError, DamagedSnapshot, ValueError, KeyError, TypeError):
-            role, model, n = "?", "(damaged)", 0
-            st = path.stat() if path.exists() else None
-            if st is None:
-                continue
-        entries.append(DiskEntry(path, st.st_size, st.st_mtime, role, model, n))
+    entries = [e for e in map(_entry, directory.glob(f"*{SUFFIX}")) if e is not None]
     entries.sort(key=lambda e: e.mtime, reverse=True)
     return entries
+
+
+def _entry(path: Path) -> DiskEntry | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # removed meanwhile
+    try:
+        with path.open("rb") as f:
+            head = _read_head(f, st.st_size)
+        parts = json.loads(head.key)
+        role, model, n = str(parts["role"]), str(parts["model"]), len(head.tokens)
+    except (OSError, DamagedSnapshot, ValueError, KeyError, TypeError):
+        role, model, n = "?", "(damaged)", 0
+    return DiskEntry(path, st.st_size, st.st_mtime, role, model, n)
 
 
 def clear_files(directory: Path) -> tuple[int, int]:
