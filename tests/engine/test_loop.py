@@ -192,7 +192,7 @@ def test_adaptive_never_runs_a_draft_that_cannot_pay(tiny_target, tiny_heavy_dra
         assert spec.chain.controller.hopeless(4)
         gen = GenerationSettings(max_tokens=30)
         done, events = run(spec.chat([Message("user", PROMPTS[0])], gen))
-        assert done.stats.drafted == 0 and done.stats.generated_tokens > 0
+        assert done.stats.model_drafted == 0 and done.stats.generated_tokens > 0
         assert spec.draft_model is not None and spec.draft_model.tokens == []
         notices = [e.message for e in events if isinstance(e, NoticeEvent)]
         assert any("speculation is off" in n and "not even a perfect draft" in n for n in notices)
