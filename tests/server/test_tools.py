@@ -167,3 +167,23 @@ def test_bad_tool_requests(server, extra, param, words):
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["param"] == param and words in error["message"], error
+
+
+def _deep_tool(depth: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return {"type": "function", "function": {"name": "deep", "parameters": schema}}
+
+
+@pytest.mark.parametrize("choice", ["auto", "required"])
+def test_deeply_nested_tools_are_never_a_500(server, choice):
+    """300 levels: the body parses; the template or the schema converter may give up (a 400
+    naming the tools), the server never fails."""
+    body = {"messages": ASK, "tools": [_deep_tool(300)], "tool_choice": choice,
+            "max_tokens": 2}
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=120)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        error = response.json()["error"]["message"]
+        assert "tools" in error and "\n" not in error
