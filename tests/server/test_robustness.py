@@ -53,6 +53,7 @@ def _nested(depth: int, open_: str, close: str) -> bytes:
         (b'{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1' + b"0" * 5000
          + b"}", "not valid JSON"),
         (b"\xff\xfe{}", "not valid JSON"),
+        (b'{"messages": [{"role": "user", "content": "a\\ud800b"}]}', "lone UTF-16 surrogate"),
         (b"", "not valid JSON"),
         (b"null", "JSON object"),
     ],
