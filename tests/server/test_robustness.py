@@ -53,6 +53,7 @@ def _nested(depth: int, open_: str, close: str) -> bytes:
         (b'{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1' + b"0" * 5000
          + b"}", "not valid JSON"),
         (b"\xff\xfe{}", "not valid JSON"),
+        (b'{"messages": [{"role": "user", "content": "a\\ud800b"}]}', "lone UTF-16 surrogate"),
         (b"", "not valid JSON"),
         (b"null", "JSON object"),
     ],
@@ -174,3 +175,11 @@ def test_fill_in_the_middle_needs_fim_tokens(http):
     assert _error(suffix, 400)["param"] == "suffix"
     plain = http.post("/v1/completions", json={"prompt": "Once upon a time"})
     assert plain.status_code == 200 and plain.json()["choices"][0]["text"]
+
+
+def test_a_negative_max_queue_is_one_line_and_exit_2(capsys, tmp_path):
+    from specchat.cli import main
+
+    assert main(["serve", "--max-queue", "-1", "--target", str(tmp_path / "x.gguf")]) == 2
+    err = capsys.readouterr().err
+    assert "--max-queue must be 0 or more" in err and err.count("\n") == 1

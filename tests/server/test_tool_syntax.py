@@ -83,3 +83,34 @@ def test_a_control_token_marker_is_seen_in_the_stream():
               TokenEvent('[{"name": "get_time", "arguments": {}}]', 9, Origin.TARGET)]
     assert shape.content(events) == ""
     assert [c.name for c in shape.end().calls] == ["get_time"]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("syntax", list(Syntax))
+@pytest.mark.parametrize("parallel", [True, False])
+def test_call_grammars_parse_and_accept_a_call(real_models, syntax, parallel):
+    """Each syntax's forced-call grammar is one llama.cpp's parser takes, and it accepts the
+    text of a call in that syntax (fed token by token through the grammar sampler)."""
+    from specchat.engine.constraint import Constraint
+    from specchat.engine.llama import LlamaModel
+    from specchat.engine.types import ModelSettings
+    from specchat.server.tools import ToolRequest, call_grammar
+
+    tool = {"type": "function", "function": {"name": "get_time", "parameters": {
+        "type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}}}
+    grammar = call_grammar(ToolRequest((tool,), "required", parallel), syntax)
+    text = {
+        Syntax.HERMES: '<tool_call>\n{"name": "get_time", "arguments": {"zone": "UTC"}}\n'
+                       "</tool_call>",
+        Syntax.LLAMA3: '{"name": "get_time", "parameters": {"zone": "UTC"}}',
+        Syntax.MISTRAL: '[TOOL_CALLS][{"name": "get_time", "arguments": {"zone": "UTC"}}]',
+    }[syntax]
+    model = LlamaModel.open(ModelSettings(path=real_models["smollm2"]), vocab_only=True)
+    constraint = Constraint(model.vocab, model.n_vocab, grammar)
+    try:
+        for token in model.tokenize(text, add_special=False, parse_special=False):
+            constraint.accept(token)  # raises if the grammar refuses it
+        assert [c.name for c in parse_reply(text, syntax, NAMES).calls] == ["get_time"]
+    finally:
+        constraint.close()
+        model.close()

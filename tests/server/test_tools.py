@@ -167,3 +167,21 @@ def test_bad_tool_requests(server, extra, param, words):
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["param"] == param and words in error["message"], error
+
+
+def _deep_tool(depth: int) -> dict:
+    schema: dict = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return {"type": "function", "function": {"name": "deep", "parameters": schema}}
+
+
+@pytest.mark.parametrize("choice", ["auto", "required"])
+def test_deeply_nested_tools_are_a_400(server, choice):
+    """400 levels: the body parses; the schema converter gives up (required), or the rendered
+    tools do not fit the context (auto): one-line 400s, never a failure of the server."""
+    body = {"messages": ASK, "tools": [_deep_tool(400)], "tool_choice": choice}
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=120)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]["message"]
+    assert "\n" not in error and ("tools" in error or "context holds" in error), error

@@ -2,10 +2,11 @@
 target alone vs the drafter chain, prompt time counted.
 
 The session is what agents send: a system prompt with tools, a task, the model's call to read a
-file, the tool's result (a ~150-line source file), the model's call writing the edited file back
-(mostly a copy of the tool result), the write's result, the model's final answer. Every request
-resends the whole conversation; calls are forced with tool_choice (as agents do for their edit
-step), so both modes write the same calls and the replies can be compared token for token.
+file, the tool's result (a ~150-line source file), the edit (the whole new file in a code block,
+Aider's "whole file" format: mostly a copy of the tool result), the call to run the tests, their
+result, the model's final answer. Every request resends the whole conversation; the calls are
+forced with tool_choice, as agent harnesses do for a step they require; greedy replies of both
+modes are compared token for token.
 
 Each mode serves the session from an in-process `specchat serve` app on a loopback port: the
 numbers include the HTTP, template and prompt work an agent pays for."""
@@ -33,20 +34,22 @@ TOOLS = [
         "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
                        "required": ["path"]}}},
     {"type": "function", "function": {
-        "name": "write_file", "description": "Replace a file's whole content.",
-        "parameters": {"type": "object", "properties": {
-            "path": {"type": "string"}, "content": {"type": "string"}},
-            "required": ["path", "content"]}}},
+        "name": "run_tests", "description": "Run the project's tests.",
+        "parameters": {"type": "object", "properties": {}}}},
 ]  # fmt: skip
 SYSTEM = (
-    "You are a coding agent working in the user's repository. Use the tools: read a file before "
-    "you change it, and write back the whole file with write_file. Keep every line you do not "
-    "need to change exactly as it is."
+    "You are a coding agent working in the user's repository. Read a file with read_file before "
+    "you change it. To change a file, reply with its whole new content in one ```python block "
+    "(the harness writes it to disk), keeping every line you do not need to change exactly as "
+    "it is."
 )
 TASK = (
     f"In {FILE_NAME}, rename the parameter `value` to `amount` in every function (and in its "
     "body). Change nothing else."
 )
+EDIT = f"Now reply with the whole updated {FILE_NAME} in one ```python block (no tool call)."
+AFTER_EDIT = "Saved. Now run the tests."
+TEST_RESULT = "21 passed in 0.12s"
 # (name, factor, offset, unit from, unit to): the conversions the source file defines
 CONVERSIONS = [
     ("celsius_to_fahrenheit", "9 / 5", "32", "degrees Celsius", "degrees Fahrenheit"),
@@ -145,23 +148,29 @@ def default_modes(spec: SpecSettings) -> list[tuple[str, SpecSettings]]:
 
 
 def _session(url: str, mode: str, functions: int) -> Session:
+    """read_file (forced) -> the file; the edit; run_tests (forced) -> passed; the answer."""
     session = Session(mode)
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": TASK},
     ]
-    results = [source_file(functions), json.dumps({"written": FILE_NAME})]
-    forced = [{"type": "function", "function": {"name": "read_file"}},
-              {"type": "function", "function": {"name": "write_file"}}]
-    for step in range(3):
+    steps: list[tuple[str | None, str | None, str | None]] = [  # (forced call, result, then)
+        ("read_file", source_file(functions), EDIT),
+        (None, None, AFTER_EDIT),
+        ("run_tests", TEST_RESULT, None),
+        (None, None, None),
+    ]
+    for forced, result, then in steps:
         body: dict[str, Any] = {"messages": messages, "tools": TOOLS, "temperature": 0}
-        if step < 2:
-            body["tool_choice"] = forced[step]
+        if forced is not None:
+            body["tool_choice"] = {"type": "function", "function": {"name": forced}}
         message, turn = _request(url, body)
         session.turns.append(turn)
         messages.append(message)
         for call in message.get("tool_calls") or []:
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": results[step]})
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        if then is not None:
+            messages.append({"role": "user", "content": then})
     return session
 
 

@@ -528,8 +528,7 @@ class ChatTemplate:
         add_generation_prompt: bool,
         tools: list[dict[str, Any]] | None = None,
     ) -> str:
-        chars = sum(len(m["content"]) for m in messages) + len(json.dumps(tools or []))
-        chars += sum(len(json.dumps(m["tool_calls"])) for m in messages if "tool_calls" in m)
+        chars = self._input_size(messages, tools)
         max_size = max(MIN_VALUE_CHARS, 4 * chars)
         limits = _Limits(time.monotonic() + RENDER_SECONDS, max_size, BUDGET_FACTOR * max_size)
         self._env.begin(limits)
@@ -543,6 +542,16 @@ class ChatTemplate:
             raise TemplateError(f"{self._what} failed: {_describe(exc)}") from None
         finally:
             self._env.begin(None)
+
+    def _input_size(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> int:
+        """Characters the template is given (its limits scale with them)."""
+        try:
+            calls = [m["tool_calls"] for m in messages if "tool_calls" in m]
+            return sum(len(m["content"]) for m in messages) + len(json.dumps([tools, calls]))
+        except (RecursionError, ValueError):
+            raise TemplateError(f"{self._what} was given tools nested too deeply") from None
 
     def _stream(
         self,

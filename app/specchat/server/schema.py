@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -201,6 +202,9 @@ class Completion:
     return_tokens: bool
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def load_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object; ApiError(400) for anything else."""
     try:
@@ -211,6 +215,11 @@ def load_body(raw: bytes) -> dict[str, Any]:
         raise bad_request(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise bad_request("the body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw):  # "\ud800" alone decodes to text UTF-8 cannot hold
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError):
+            raise bad_request("the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
     return data
 
 

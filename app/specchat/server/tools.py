@@ -144,16 +144,17 @@ def call_grammar(request: ToolRequest, syntax: Syntax) -> str:
     except Exception as exc:  # the converter's AssertionError, ValueError...
         why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         raise bad_request(f"tools: a parameters schema cannot be used ({why})", "tools") from None
-    call = re.sub(r"(?m)^root ::=", "call ::=", call)
-    more = '("\\n" one)*' if request.parallel else ""
+    call = re.sub(r"(?m)^root ::=", "tool-call ::=", call)
+    if syntax is Syntax.MISTRAL:
+        many = '("," tool-call)*' if request.parallel else ""
+        return f'root ::= "{_escape(MISTRAL_TAG)}" "[" tool-call {many} "]"\n{call}'
     if syntax is Syntax.HERMES:
-        root = f'root ::= one {more}\none ::= "{HERMES_OPEN}\\n" call "\\n{HERMES_CLOSE}"'
-    elif syntax is Syntax.MISTRAL:
-        many = '("," call)*' if request.parallel else ""
-        root = f'root ::= "{_escape(MISTRAL_TAG)}" "[" call {many} "]"'
-    else:
-        root = f'root ::= one {more.replace(chr(92) + "n", "; ")}\none ::= call'
-    return f"{root}\n{call}"
+        one = f'"{HERMES_OPEN}\\n" tool-call "\\n{HERMES_CLOSE}"'
+        separator = '"\\n"'
+    else:  # Llama 3.x: bare calls, joined by "; "
+        one, separator = "tool-call", '"; "'
+    more = f"({separator} one-call)*" if request.parallel else ""
+    return f"root ::= one-call {more}\none-call ::= {one}\n{call}"
 
 
 def _escape(text: str) -> str:
