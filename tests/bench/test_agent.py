@@ -61,3 +61,13 @@ def test_a_short_session_through_the_api(real_models):
     assert '"name": "read_file"' in replies[0] and '"name": "run_tests"' in replies[2]
     assert "def celsius_to_fahrenheit" in replies[1]  # the edit: the file again
     assert chain["turn_seconds"][1] > 0
+
+
+def test_the_agent_set_resolves_its_models_like_every_command(tmp_path, capsys):
+    """`specchat bench --prompt-set agent` goes through the same request layer: a missing model
+    file is one line and exit 2."""
+    from specchat.cli import main
+
+    assert main(["bench", "--prompt-set", "agent", "--target", str(tmp_path / "x.gguf")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model file not found" in err[0]

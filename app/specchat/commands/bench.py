@@ -12,8 +12,9 @@ from pathlib import Path
 
 from specchat.commands.model_args import add_model_args, pair_request
 from specchat.engine.limits import MAX_DRAFT
+from specchat.engine.types import ModelSettings
 from specchat.errors import SpecchatError
-from specchat.pair_request import resolve_model_request
+from specchat.pair_request import ModelRequest, resolve_model_request
 
 BENCH_N_CTX = 2048
 AGENT_N_CTX = 8192  # the agent session resends a 150-line file twice
@@ -140,13 +141,7 @@ def run(args: argparse.Namespace) -> int:
         from specchat.bench.peers import find_native
 
         find_native(args.llama_cpp_bin)
-    request = resolve_model_request(pair_request(args))
-    target = request.target
-    if args.n_ctx is None:
-        target = dataclasses.replace(target, n_ctx=BENCH_N_CTX)
-    draft = request.draft
-    if draft is not None and args.n_ctx is None:
-        draft = dataclasses.replace(draft, n_ctx=BENCH_N_CTX)
+    target, draft, request = _models(args, BENCH_N_CTX)
     from specchat.bench.runner import BenchConfig, run_bench
 
     cfg = BenchConfig(
@@ -173,6 +168,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace, n_ctx: int) -> tuple[ModelSettings, ModelSettings | None,
+                                                           ModelRequest]:
+    """The pair the flags ask for, with the benchmark's context size unless --n-ctx says."""
+    request = resolve_model_request(pair_request(args))
+    target, draft = request.target, request.draft
+    if args.n_ctx is None:
+        target = dataclasses.replace(target, n_ctx=n_ctx)
+        draft = dataclasses.replace(draft, n_ctx=n_ctx) if draft is not None else None
+    return target, draft, request
+
+
 def _built_llama_tools() -> Path:
     """Where packaging/llama-tools.sh put llama.cpp's programs for this llama-cpp-python."""
     from importlib.metadata import version
@@ -195,13 +201,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     """The agent session through the API (bench/agent.py): target alone vs the chain."""
     from specchat.bench.agent import default_modes, report, run_agent_bench
 
-    request = resolve_model_request(args)
-    target = request.target
-    if args.n_ctx is None:
-        target = dataclasses.replace(target, n_ctx=AGENT_N_CTX)
-    draft = request.draft
-    if draft is not None and args.n_ctx is None:
-        draft = dataclasses.replace(draft, n_ctx=AGENT_N_CTX)
+    target, draft, request = _models(args, AGENT_N_CTX)
     from specchat.engine import load_engine
 
     engine = load_engine(target, draft, request.spec, request.chat_template)
