@@ -284,7 +284,7 @@ async def test_app_shows_the_lost_server_on_the_reply_and_keeps_its_text(
         await wait_for(pilot, lambda: len(partial()) >= 40, 120)
         seen = partial()
         server.kill()
-        await wait_for(pilot, lambda: len(screen.reports) > 0 and screen.reply is None, 120)
+        await wait_for(pilot, lambda: screen.replies_finished > 0 and screen.reply is None, 120)
         record = app.store.messages(screen.chat.id)[-1]
         assert record.status is MessageStatus.ERROR
         assert record.notices == (
