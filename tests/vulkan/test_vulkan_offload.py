@@ -188,7 +188,7 @@ def test_a_plan_that_does_not_fit_falls_back_to_the_cpu_and_says_so(vulkan_devic
     assert len(notices) == 1, proc.stderr
     assert notices[0] == (
         "specchat: could not load SmolLM2-135M-Instruct.Q4_1.gguf with -1 GPU layers (out of GPU "
-        "memory?); retry with fewer --n-gpu-layers or 0 -- loaded SmolLM2-135M-Instruct.Q4_1.gguf "
+        "memory?); retry with fewer n_gpu_layers or 0 -- loaded SmolLM2-135M-Instruct.Q4_1.gguf "
         "on the CPU instead (to keep part of it on the GPU, set n_gpu_layers to a layer count, "
         "lower than 31)")
     assert proc.stdout.strip()
