@@ -108,3 +108,13 @@ def test_unmeasured_widths_follow_the_line_through_the_measured_ones() -> None:
     assert c.verify_ratio(1) == 1.0
     empty = CostModel()
     assert empty.verify_ratio(5) == pytest.approx(1 + PRIOR_SLOPE * 4)
+
+
+def test_the_line_follows_every_new_sample_and_every_replaced_width() -> None:
+    c = quiet()
+    before = c.verify_ratio(6)
+    for _ in range(WINDOW):  # width 9 became twice as dear: the line through it steepens
+        c.record_pass(9, 0.040 * 2 * (1 + 0.4 * 8))
+    assert c.verify_ratio(6) > before
+    c.ratio = {2: costs_module.Samples([1.2])}  # a dict replaced wholesale is seen too
+    assert c.verify_ratio(6, smooth=True) == pytest.approx(1.0 + 0.2 * 5)

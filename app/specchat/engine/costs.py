@@ -8,6 +8,7 @@ evaluating its prompt to find that out."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import time
@@ -100,6 +101,9 @@ LOW_RATIO = 0.5
 PRIOR_SLOPE = 0.5
 
 
+_STAMPS = itertools.count()
+
+
 @dataclass
 class Samples:
     """Recent measurements of one quantity; the estimate is their median (one busy moment moves
@@ -108,12 +112,15 @@ class Samples:
 
     values: list[float] = field(default_factory=list)
     stale: bool = False
+    # a stamp no other Samples ever had, renewed by every add: readers cache what they derive
+    version: int = field(default_factory=lambda: next(_STAMPS))
 
     def add(self, value: float) -> None:
         if self.stale:
             self.values, self.stale = [], False
         self.values.append(value)
         del self.values[:-WINDOW]
+        self.version = next(_STAMPS)
 
     @property
     def estimate(self) -> float | None:
@@ -141,6 +148,10 @@ class CostModel:
         self.draft = Samples()  # a drafted token, in target tokens
         self.catchup = Samples()  # a token the draft reads to catch up (batched)
         self.overhead = Samples()  # per round, outside drafting and verification
+        # the line through the widths' medians, kept until a width's samples change (the
+        # planner reads it for every width it weighs, every round)
+        self._fit_key: tuple[tuple[int, int], ...] = ()
+        self._fit: tuple[float, float, float] | None = None
 
     # ---- recording -----------------------------------------------------------------------------
 
@@ -196,16 +207,21 @@ class CostModel:
 
     def _line(self, n: int) -> float:
         """Least squares through (1, 1) and each measured width's median."""
-        pts = [(1.0, 1.0)] + [
-            (float(w), s.estimate) for w, s in sorted(self.ratio.items()) if s.estimate
-        ]
-        if len(pts) == 1:
+        fit = self._fitted()
+        if fit is None:
             return 1.0 + PRIOR_SLOPE * (n - 1)
-        mx = sum(x for x, _ in pts) / len(pts)
-        my = sum(y for _, y in pts) / len(pts)
-        var = sum((x - mx) ** 2 for x, _ in pts)
-        slope = sum((x - mx) * (y - my) for x, y in pts) / var if var else 0.0
-        return max(my + max(slope, 0.0) * (n - mx), 1.0)
+        mx, my, slope = fit
+        return max(my + slope * (n - mx), 1.0)
+
+    def _fitted(self) -> tuple[float, float, float] | None:
+        """(mean width, mean ratio, slope >= 0) of the line, or None before any width >= 2."""
+        key = tuple((w, s.version) for w, s in sorted(self.ratio.items()))
+        if key != self._fit_key:
+            self._fit_key, self._fit = key, _fit_line(
+                [(1.0, 1.0)]
+                + [(float(w), s.estimate) for w, s in sorted(self.ratio.items()) if s.estimate]
+            )
+        return self._fit
 
     def verify_s(self, n: int, smooth: bool = False) -> float:
         """A pass over n tokens in seconds (0 before anything was measured)."""
@@ -239,6 +255,16 @@ class CostModel:
         self.catchup = Samples(catchup, stale=True)
         self.overhead = Samples(overhead, stale=True)
         return True
+
+
+def _fit_line(pts: list[tuple[float, float]]) -> tuple[float, float, float] | None:
+    if len(pts) == 1:
+        return None
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    var = sum((x - mx) ** 2 for x, _ in pts)
+    slope = sum((x - mx) * (y - my) for x, y in pts) / var if var else 0.0
+    return mx, my, max(slope, 0.0)
 
 
 def _parse_costs(
