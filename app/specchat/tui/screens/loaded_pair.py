@@ -7,12 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from textual.screen import Screen
+from textual.widgets import Markdown, Static
 
 from specchat.engine.types import EngineInfo, GenerationSettings, SpecSettings
 from specchat.store import ChatRecord, ChatStore
 from specchat.tui.loader import EngineLoader, ModelFiles, PairRef, ref_label, same_pair
 from specchat.tui.screens.open_model import OpenModelScreen
 from specchat.tui.screens.switch_pair import SwitchPairScreen
+from specchat.tui.welcome import welcome_markdown
 from specchat.tui.widgets.download_progress import DownloadPanel
 from specchat.tui.widgets.pending import PendingMessage
 from specchat.tui.widgets.prompt import PromptInput
@@ -96,6 +98,20 @@ class LoadedPair:
             if not self._prompt.text.strip():
                 self._prompt.text = self.pending
             self.pending = None
+
+    def show_state(self) -> None:
+        """The failure line above the prompt, and the welcome text when it is shown."""
+        error = self._screen.query_one("#engine-error", Static)
+        error.display = self.state == "failed"
+        error.update(
+            f"✖ {self.label} could not be loaded: {self.error}\n"
+            "Press F4 to choose another pair; your chats are still here."
+        )
+        for welcome in self._screen.query("#welcome").results(Markdown):
+            welcome.update(self.welcome_text())
+
+    def welcome_text(self) -> str:
+        return welcome_markdown(self.label, self.state, self.info, self.error)
 
     # a message typed while the pair loads -------------------------------------------------
     def queue(self, text: str) -> None:

@@ -12,7 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Markdown, OptionList, Static
+from textual.widgets import Button, Footer, Input, OptionList, Static
 
 from specchat.engine.types import EngineInfo
 from specchat.store import ChatRecord, ChatStore, HistoryError
@@ -25,7 +25,6 @@ from specchat.tui.screens.chat_dialogs import ChatDialogs
 from specchat.tui.screens.chat_meters import ChatMeters
 from specchat.tui.screens.loaded_pair import LoadedPair
 from specchat.tui.screens.reply_stream import ReplyStream
-from specchat.tui.welcome import welcome_markdown
 from specchat.tui.widgets import ChatList, ChatView, PromptInput, Sidebar, StatusBar
 from specchat.tui.widgets.context_meter import ContextMeter
 from specchat.tui.widgets.download_progress import DownloadPanel
@@ -42,9 +41,6 @@ from specchat.tui.worker import (
     ReplyFinished,
 )
 
-PROMPT_HINT = "Enter send · Shift+Enter/Ctrl+J newline · Esc stop · Ctrl+P commands"
-EDIT_HINT = "Editing your last prompt: Enter resends it (the reply is replaced) · Esc cancels"
-
 
 class MainScreen(Screen[None]):
     BINDINGS = keys.bindings()
@@ -54,13 +50,12 @@ class MainScreen(Screen[None]):
     pair: LoadedPair
     replies: ReplyStream
     meters: ChatMeters
-    dialogs: ChatDialogs
 
     def __init__(self, store: ChatStore, loader: EngineLoader, export_dir: Path) -> None:
         super().__init__(id="main")
-        self.store, self.loader, self.export_dir = store, loader, export_dir
+        self.store, self.loader = store, loader
         self.chat: ChatRecord | None = None
-        self.editing_from: int | None = None
+        self.dialogs = ChatDialogs(self, store, export_dir, self.history_failed)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
@@ -79,17 +74,14 @@ class MainScreen(Screen[None]):
         self.query_one("#engine-error").display = False
         self.query_one(DownloadPanel).display = False
         self.query_one(PendingMessage).display = False
-        prompt = self.query_one(PromptInput)
-        prompt.border_subtitle = PROMPT_HINT
         self.worker = EngineWorker(self)
         self.pair = LoadedPair(self, self.loader, self.worker, self.loader.initial_label())
         self.replies = ReplyStream(self, self.store, self.worker, self.pair, self.history_failed)
         meter = self.query_one(ContextMeter)
         self.meters = ChatMeters(meter, self.store, self.loader, self.worker, self.pair)
-        self.dialogs = ChatDialogs(self, self.store, self.export_dir, self.history_failed)
         await self._open_latest()
         self.load_pair(None)
-        prompt.focus()
+        self.query_one(PromptInput).focus()
 
     async def _open_latest(self) -> None:
         try:
@@ -112,7 +104,7 @@ class MainScreen(Screen[None]):
         """One clear error; the screen keeps what it shows and the app keeps running."""
         self.notify(exc.message, title="Chat history", severity="error", timeout=10)
 
-    # what tests and the welcome text read -------------------------------------------------
+    # the parts' state, read by tests ------------------------------------------------------
     @property
     def reply(self) -> ActiveReply | None:
         return self.replies.active
@@ -151,7 +143,7 @@ class MainScreen(Screen[None]):
 
     def on_engine_loading(self, message: EngineLoading) -> None:
         self.pair.show_loading(message.label)
-        self._engine_changed()
+        self.pair.show_state()
 
     def on_engine_ready(self, message: EngineReady) -> None:
         waiting = self.pair.ready(message)
@@ -163,7 +155,7 @@ class MainScreen(Screen[None]):
         self.pair.offer_switch(self.chat)
         for notice in message.info.notices:
             self.notify(notice, title="Engine")
-        self._engine_changed()
+        self.pair.show_state()
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         self.pair.failed(message)
@@ -173,7 +165,7 @@ class MainScreen(Screen[None]):
             self.notify(f"Loading {message.label} was cancelled; F4 picks a pair.", timeout=5)
         else:
             self.notify(message.error, title=f"Could not load {message.label}", severity="error")
-        self._engine_changed()
+        self.pair.show_state()
 
     async def _send_pending(self, text: str, label: str) -> None:
         await self.send(text)
@@ -187,20 +179,6 @@ class MainScreen(Screen[None]):
 
     def on_baseline_measured(self, message: BaselineMeasured) -> None:
         self.meters.baseline_measured(self.chat, message)
-
-    def _engine_changed(self) -> None:
-        error = self.query_one("#engine-error", Static)
-        error.display = self.pair.state == "failed"
-        error.update(
-            f"✖ {self.pair.label} could not be loaded: {self.pair.error}\n"
-            "Press F4 to choose another pair; your chats are still here."
-        )
-        for welcome in self.query("#welcome").results(Markdown):
-            welcome.update(self._welcome_text())
-
-    def _welcome_text(self) -> str:
-        pair = self.pair
-        return welcome_markdown(pair.label, pair.state, pair.info, pair.error)
 
     # chats -------------------------------------------------------------------------------
     def refresh_chat_list(self) -> None:
@@ -219,9 +197,10 @@ class MainScreen(Screen[None]):
     async def open_chat(self, chat_id: int) -> None:
         chat = self.store.get_chat(chat_id)
         records = self.store.messages(chat_id) if chat else []
-        self.chat, self.editing_from = chat, None
+        self.chat = chat
+        self.query_one(PromptInput).editing_from = None  # an edit belongs to the chat left
         variants = self.store.variant_positions(chat_id) if chat else {}
-        await self.query_one(ChatView).show_messages(records, self._welcome_text(), variants)
+        await self.query_one(ChatView).show_messages(records, self.pair.welcome_text(), variants)
         if chat is not None and chat.problem:
             self.notify(chat.problem, title="Chat history", severity="warning")
         self.refresh_chat_list()
@@ -233,8 +212,9 @@ class MainScreen(Screen[None]):
         self._chat_opened()
 
     async def show_welcome(self) -> None:
-        self.chat, self.editing_from = None, None
-        await self.query_one(ChatView).show_messages([], self._welcome_text())
+        self.chat = None
+        self.query_one(PromptInput).editing_from = None
+        await self.query_one(ChatView).show_messages([], self.pair.welcome_text())
         self.refresh_chat_list()
         self._chat_opened()
 
@@ -308,8 +288,8 @@ class MainScreen(Screen[None]):
         keeps its text and the chat shows what it showed."""
         if self._busy():
             return
-        state = self.pair.state
-        if state == "loading" and self.editing_from is None:
+        state, prompt = self.pair.state, self.query_one(PromptInput)
+        if state == "loading" and prompt.editing_from is None:
             self.pair.queue(text)
             return
         if state != "ready":
@@ -318,24 +298,18 @@ class MainScreen(Screen[None]):
             return
         chat = self._ensure_chat(text)
         view = self.query_one(ChatView)
-        if self.editing_from is not None:
-            self.store.delete_messages_from(chat.id, self.editing_from)
-            self.editing_from = None
+        if prompt.editing_from is not None:
+            self.store.delete_messages_from(chat.id, prompt.editing_from)
+            prompt.editing_from = None
             await view.show_messages(self.store.messages(chat.id))
         self.store.drop_variants(chat.id)  # moving on: the replies shown are the ones kept
         record = self.store.add_message(chat.id, "user", text.strip())
         view.variants.clear()
         for shown in view.boxes():
             shown.set_variant(None)
-        self._reset_prompt()
+        prompt.reset_prompt()
         await view.add_message(record)
-        await self.start_reply()
-
-    @keeps_running
-    async def start_reply(self) -> None:
-        """A new reply to the open chat's last user message."""
-        assert self.chat is not None
-        await self.replies.start(self.chat)
+        await self.replies.start(chat)
 
     async def on_reply_batch(self, message: ReplyBatch) -> None:
         await self.replies.on_batch(message)
@@ -346,20 +320,15 @@ class MainScreen(Screen[None]):
             self.replies.after_finish(message)
             self.refresh_chat_list()
 
-    def _reset_prompt(self) -> None:
-        prompt = self.query_one(PromptInput)
-        prompt.clear()
-        prompt.border_subtitle = PROMPT_HINT
-
     # actions -----------------------------------------------------------------------------
     def action_cancel(self) -> None:
         if self.replies.cancel():
             return
         if self.pair.state == "loading":
             self.pair.cancel_load()
-        elif self.editing_from is not None:
-            self.editing_from = None
-            self._reset_prompt()
+        elif (prompt := self.query_one(PromptInput)).editing_from is not None:
+            prompt.editing_from = None
+            prompt.reset_prompt()
 
     @keeps_running
     async def action_new_chat(self) -> None:
@@ -396,12 +365,7 @@ class MainScreen(Screen[None]):
         if not users:
             self.notify("No prompt to edit yet.", severity="warning")
             return
-        self.editing_from = users[-1].id
-        prompt = self.query_one(PromptInput)
-        prompt.text = users[-1].content
-        prompt.border_subtitle = EDIT_HINT
-        prompt.move_cursor(prompt.document.end)
-        prompt.focus()
+        self.query_one(PromptInput).start_editing(users[-1].id, users[-1].content)
 
     def action_copy_last(self) -> None:
         boxes = [b for b in self.query_one(ChatView).boxes() if b.role == "assistant"]
