@@ -70,14 +70,16 @@ class LoadedPair:
             message.name, message.done, message.total, message.rate, message.eta
         )
 
-    def ready(self, message: EngineReady) -> str | None:
-        """The pair is loaded: returns the message that waited for it, if any (to send now)."""
+    def ready(self, message: EngineReady) -> None:
         self.state, self.info, self.base_spec = "ready", message.info, message.spec
         self.generation = self._loader.generation
         self.ref = self._loader.current
         self._status.show_ready(message.label, message.info)
         self._downloads.display = False
         self._pending_box.display = False
+
+    def take_pending(self) -> str | None:
+        """The message that waited for the pair, handed over once (to send now)."""
         text, self.pending = self.pending, None
         return text
 
@@ -115,7 +117,7 @@ class LoadedPair:
 
     # a message typed while the pair loads -------------------------------------------------
     def queue(self, text: str) -> None:
-        """Keep the message and show it as pending; ready() hands it back. One at a time: a
+        """Keep the message and show it as pending until take_pending(). One at a time: a
         second one stays in the prompt."""
         if self.pending:
             self._screen.notify(

@@ -146,7 +146,8 @@ class MainScreen(Screen[None]):
         self.pair.show_state()
 
     def on_engine_ready(self, message: EngineReady) -> None:
-        waiting = self.pair.ready(message)
+        self.pair.ready(message)
+        waiting = self.pair.take_pending()
         if waiting:  # the pending message goes first; the target-alone timing after it
             self.app.call_later(self._send_pending, waiting, message.label)
         else:
