@@ -12,8 +12,9 @@ Three homes, imports pointing down (tests/test_layers.py holds the order):
 Reading order for a newcomer:
 
 1. `types.py` and `protocol.py`: what goes in and comes out, before how.
-2. `speculative/loop.py`: `SpeculativeEngine.generate`, the loop in named steps (prefill, draft,
-   verify, emit, roll back); it names every piece below.
+2. `speculative/loop.py`: `SpeculativeEngine.generate` and `_round`, the loop in named steps
+   (prefill; then rounds of draft, verify in one target pass, credit, emit); it names every
+   piece below.
 3. `speculative/drafting.py` then `speculative/verify.py`: who proposes tokens and how the target
    keeps the longest agreeing prefix (greedy and sampling), the heart of exactness;
    `speculative/sampling.py` is the transform both sides share.
