@@ -1,8 +1,8 @@
 """The chat screen: sidebar, messages, prompt, live status bar. Owns the engine thread.
 
 A coordinator: the reply in flight is ReplyStream's, the pair and its loading LoadedPair's, the
-context and speed meters ChatMeters', the dialogs ChatDialogs'. The screen keeps the open chat
-and the chat list, routes keys and worker messages to them, and orders what follows."""
+context and speed meters ChatMeters', the chat list ChatBrowser's, the dialogs ChatDialogs'. The
+screen keeps the open chat, routes keys and worker messages to them, and orders what follows."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from specchat.tui.clipboard import notify_copy
 from specchat.tui.conversation import ActiveReply, ReplyReport, stats_from_dict, title_from
 from specchat.tui.history_guard import keeps_running
 from specchat.tui.loader import EngineLoader, ModelFiles, PairRef
+from specchat.tui.screens.chat_browser import ChatBrowser
 from specchat.tui.screens.chat_dialogs import ChatDialogs
 from specchat.tui.screens.chat_meters import ChatMeters
 from specchat.tui.screens.loaded_pair import LoadedPair
 from specchat.tui.screens.reply_stream import ReplyStream
-from specchat.tui.widgets import ChatList, ChatView, PromptInput, Sidebar, StatusBar
+from specchat.tui.widgets import ChatView, PromptInput, Sidebar, StatusBar
 from specchat.tui.widgets.context_meter import ContextMeter
 from specchat.tui.widgets.download_progress import DownloadPanel
 from specchat.tui.widgets.pending import PendingMessage
@@ -50,6 +51,7 @@ class MainScreen(Screen[None]):
     pair: LoadedPair
     replies: ReplyStream
     meters: ChatMeters
+    browser: ChatBrowser
 
     def __init__(self, store: ChatStore, loader: EngineLoader, export_dir: Path) -> None:
         super().__init__(id="main")
@@ -79,6 +81,7 @@ class MainScreen(Screen[None]):
         self.replies = ReplyStream(self, self.store, self.worker, self.pair, self.history_failed)
         meter = self.query_one(ContextMeter)
         self.meters = ChatMeters(meter, self.store, self.loader, self.worker, self.pair)
+        self.browser = ChatBrowser(self, self.store, self.history_failed)
         await self._open_latest()
         self.load_pair(None)
         self.query_one(PromptInput).focus()
@@ -183,16 +186,7 @@ class MainScreen(Screen[None]):
 
     # chats -------------------------------------------------------------------------------
     def refresh_chat_list(self) -> None:
-        """The sidebar; when the history cannot be read it keeps its list and says why."""
-        search = self.query_one("#chat-search", Input).value
-        current = self.chat.id if self.chat else None
-        try:
-            chats = self.store.list_chats(search)
-            matches = self.store.first_matches(search)  # the results' snippets
-        except HistoryError as exc:
-            self.history_failed(exc)
-            return
-        self.query_one(ChatList).show(chats, current, search, matches)
+        self.browser.refresh(self.chat)
 
     @keeps_running
     async def open_chat(self, chat_id: int) -> None:
@@ -255,19 +249,7 @@ class MainScreen(Screen[None]):
     async def _chat_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id and not self._busy():
             await self.open_chat(int(event.option.id))
-            await self.jump_to_match(self.query_one("#chat-search", Input).value)
-
-    @keeps_running
-    async def jump_to_match(self, search: str) -> None:
-        """Scroll the open chat to its first message containing `search`, and focus it."""
-        if self.chat is None or not search.strip():
-            return
-        message_id = self.store.first_match(self.chat.id, search)
-        if message_id is None:
-            return
-        box = await self.query_one(ChatView).reveal(message_id)
-        if box is not None:
-            box.focus(scroll_visible=False)
+            await self.browser.show_match(self.chat)
 
     @on(Input.Changed, "#chat-search")
     def _search_changed(self) -> None:
