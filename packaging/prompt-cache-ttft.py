@@ -14,8 +14,8 @@ from pathlib import Path
 
 from specchat.config.registry import load_registry
 from specchat.config.settings import to_pair_settings, to_spec_settings
-from specchat.engine.engine import SpeculativeEngine
-from specchat.engine.prompt_cache import CacheBudget, PromptCache
+from specchat.engine.speculative.loop import SpeculativeEngine
+from specchat.engine.llama.prompt_cache import CacheBudget, PromptCache
 from specchat.engine.types import DoneEvent, GenerationSettings, Message, NoticeEvent
 from specchat.sources import resolve_model
 

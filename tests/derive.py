@@ -9,7 +9,7 @@ from pathlib import Path
 
 import llama_cpp as lc
 
-from specchat.engine.llama import init_backend
+from specchat.engine.llama.model import init_backend
 from specchat.errors import ModelLoadError
 
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 from specchat.config import ModelConfig, PairConfig
 from specchat.config.offload import Footprint, plan_offload
-from specchat.engine import devices as gpu
+from specchat.engine.llama import devices as gpu
 from specchat.errors import CROSS_VOCAB_HINT, SpecchatError, VocabMismatchError
 from specchat.sources import resolve_model_files
 
 if TYPE_CHECKING:
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
     from specchat.sources.meta import GgufInfo
 
 GB = 1e9
@@ -84,7 +84,7 @@ def _inspect(
     pair: PairConfig, paths: dict[str, list[Path]], report: PairReport
 ) -> tuple[dict[str, GgufInfo], str | None]:
     """Each model's metadata line, and why the vocabularies differ (None: they match)."""
-    from specchat.engine.compat import vocab_mismatch
+    from specchat.engine.llama.compat import vocab_mismatch
     from specchat.sources.meta import gguf_info, open_vocab_only
 
     opened: dict[str, LlamaModel] = {}

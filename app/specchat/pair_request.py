@@ -26,7 +26,7 @@ from specchat.errors import SpecchatError
 
 if TYPE_CHECKING:  # pair_check reads GGUF metadata and sources: imported when a check runs
     from specchat.config.schema import ModelConfig
-    from specchat.engine.prompt_cache import PromptCache
+    from specchat.engine.llama.prompt_cache import PromptCache
     from specchat.pair_check import PairReport
 
 DRAFT_ALONE = "draft needs target (or choose a pair)"
@@ -210,7 +210,7 @@ def _rpc_overrides(
 ) -> ModelSettings:
     """The target's RPC servers: --rpc, else the pair's `rpc` (the draft stays local). With
     servers and no layer count set by the user or the pair, every layer goes to them."""
-    from specchat.engine.rpc import parse_endpoints
+    from specchat.engine.llama.rpc import parse_endpoints
 
     servers = parse_endpoints(choice.rpc) if choice.rpc is not None else pair_servers
     if not servers:

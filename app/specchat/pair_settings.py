@@ -9,7 +9,7 @@ from pathlib import Path
 
 from specchat.config.offload import Footprint, fit_layers, plan_offload, usable
 from specchat.config.schema import ModelConfig, PairConfig
-from specchat.engine import devices as gpu
+from specchat.engine.llama import devices as gpu
 from specchat.engine.types import DraftMode, ModelSettings, SpecSettings
 from specchat.sources.hf import split_parts
 from specchat.sources.meta import read_gguf_info

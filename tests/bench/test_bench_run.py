@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from specchat.cli import main
-from specchat.engine.devices import backend
+from specchat.engine.llama.devices import backend
 from specchat.engine.types import STATS_NAMES
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]

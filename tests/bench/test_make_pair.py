@@ -128,7 +128,7 @@ def test_make_pair_refuses_to_overwrite(capsys: pytest.CaptureFixture[str], tmp_
 
 
 def _all_logits(path: Path, tokens: list[int]) -> np.ndarray:
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
     from specchat.engine.types import ModelSettings
 
     m = LlamaModel.open(ModelSettings(path=path, n_ctx=256, n_batch=64, n_threads=1))
@@ -141,7 +141,7 @@ def _all_logits(path: Path, tokens: list[int]) -> np.ndarray:
 
 
 def _tokens(path: Path) -> list[int]:
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
     from specchat.engine.types import ModelSettings
 
     m = LlamaModel.open(ModelSettings(path=path), vocab_only=True)

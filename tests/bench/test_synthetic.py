@@ -72,7 +72,7 @@ def test_same_seed_same_file_other_seed_other_weights(tmp_path: Path) -> None:
 def test_llama_cpp_runs_it(tmp_path: Path) -> None:
     """Real llama.cpp loads the file with the shape asked for, tokenizes through its vocabulary,
     renders its chat template's tokens, and produces finite, seed-dependent logits."""
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
     from specchat.engine.types import ModelSettings
 
     path = write_synthetic(tmp_path / "s.gguf", TINY, seed=0, dtype="f16")

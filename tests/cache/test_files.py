@@ -17,8 +17,8 @@ from specchat.config.prompt_cache import (
     load_prompt_cache_config,
     parse_size,
 )
-from specchat.engine import prompt_cache as pc
-from specchat.engine.prompt_cache import MIN_TOKENS, CacheBudget, PromptCache, list_files
+from specchat.engine.llama import prompt_cache as pc
+from specchat.engine.llama.prompt_cache import MIN_TOKENS, CacheBudget, PromptCache, list_files
 from specchat.errors import SpecchatError
 
 from .stub import BYTES_PER_TOKEN, StubModel
@@ -173,7 +173,7 @@ WRITER = """
 import sys
 from pathlib import Path
 sys.path[:0] = [{app!r}, {tests!r}]
-from specchat.engine.prompt_cache import CacheBudget, PromptCache
+from specchat.engine.llama.prompt_cache import CacheBudget, PromptCache
 from cache.stub import StubModel
 c = PromptCache(CacheBudget(0, {disk}, Path({directory!r})))
 for i in range(40):

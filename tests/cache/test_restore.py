@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specchat.engine.engine import SpeculativeEngine
-from specchat.engine.prompt_cache import (
+from specchat.engine.llama.prompt_cache import (
     HEAD,
     CacheBudget,
     PromptCache,
@@ -26,6 +25,7 @@ from specchat.engine.prompt_cache import (
     _file_name,
     model_key,
 )
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DoneEvent,
     DraftMode,

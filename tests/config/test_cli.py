@@ -137,7 +137,7 @@ def test_check_demo_pair(capsys: pytest.CaptureFixture[str], demo_files: tuple) 
 def test_check_reports_the_auto_offload_plan(
     capsys: pytest.CaptureFixture[str], demo_files: tuple, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from specchat.engine import devices as gpu
+    from specchat.engine.llama import devices as gpu
 
     monkeypatch.setattr(gpu, "free_vram", lambda main_gpu=0: 8 * 10**9)
     code, out, _ = run(capsys, "models", "check", "demo", "--offline")

@@ -49,7 +49,7 @@ def test_layer_bytes_include_the_kv_cache() -> None:
 
 
 def test_devices_come_from_the_llama_build() -> None:
-    from specchat.engine import devices as gpu
+    from specchat.engine.llama import devices as gpu
 
     devices = gpu.devices()
     assert devices and devices[0].total_bytes > 0 and devices[0].name

@@ -8,7 +8,7 @@ import pytest
 
 from specchat.config.offload import plan_offload
 from specchat.config.schema import ModelConfig, PairConfig
-from specchat.engine import devices
+from specchat.engine.llama import devices
 from specchat.errors import SpecchatError
 from specchat.pair_settings import to_pair_settings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DoneEvent,
     DraftMode,
@@ -113,7 +113,7 @@ def pretend_drafting_is_cheap(engine, verify_too: bool = False) -> None:
     verify_too, that a batched pass costs one token), so that the adaptive path drafts on a
     machine where the measured costs would switch it off; real samples replace these as the
     replies run."""
-    from specchat.engine.costs import Samples
+    from specchat.engine.speculative.costs import Samples
 
     engine.costs.draft = Samples([1e-4])
     if verify_too:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from specchat.engine.constraint import Constraint
-from specchat.engine.engine import SpeculativeEngine
-from specchat.engine.llama import LlamaModel
-from specchat.engine.sampling import distribution
+from specchat.engine.llama.constraint import Constraint
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.speculative.loop import SpeculativeEngine
+from specchat.engine.speculative.sampling import distribution
 from specchat.engine.types import GenerationSettings, Message, ModelSettings
 
 from .conftest import run

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from specchat.engine.adaptive import HOPELESS_SHARE, PROBE_SHARE, DraftLengthController
-from specchat.engine.costs import CostModel
+from specchat.engine.speculative.adaptive import HOPELESS_SHARE, PROBE_SHARE, DraftLengthController
+from specchat.engine.speculative.costs import CostModel
 
 
 def play(c: DraftLengthController, k: int, accepted: int, draft_s: float, verify_s: float,

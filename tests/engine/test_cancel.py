@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from specchat.engine import load_engine
-from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DoneEvent,
     DraftMode,

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from specchat.engine.costs import CostModel
-from specchat.engine.drafting import Draft, DrafterChain, build_chain
 from specchat.engine.limits import MAX_DRAFT
-from specchat.engine.suffix import SuffixDrafter, SuffixTrust, bucket
+from specchat.engine.speculative.costs import CostModel
+from specchat.engine.speculative.drafting import Draft, DrafterChain, build_chain
+from specchat.engine.speculative.suffix import SuffixDrafter, SuffixTrust, bucket
 from specchat.engine.types import DrafterKind, DraftMode, GenerationSettings, Message, SpecSettings
 
 GREEDY = GenerationSettings()
@@ -138,7 +138,7 @@ def test_nothing_drafts_when_neither_pays() -> None:
 
 
 def proposal(match_len: int, support: Sequence[float]):
-    from specchat.engine.suffix import SuffixProposal
+    from specchat.engine.speculative.suffix import SuffixProposal
 
     return SuffixProposal(list(range(len(support))), match_len, list(support), 1)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from specchat.bench.prompts import builtin_set
-from specchat.engine.engine import SpeculativeEngine
-from specchat.engine.learned import LearnedStore
+from specchat.engine.speculative.learned import LearnedStore
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DraftMode,
     GenerationSettings,

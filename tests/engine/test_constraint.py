@@ -1,4 +1,4 @@
-"""Grammar-constrained generation under speculation (engine/constraint.py) on real models:
+"""Grammar-constrained generation under speculation (engine/llama/constraint.py) on real models:
 greedy output equals the target alone under the same grammar, token for token, with the suffix
 drafter and with a draft model; sampling keeps the masked target distribution; a grammar the
 parser refuses is a clear error."""
@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from specchat.engine.constraint import GrammarError
-from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.llama.constraint import GrammarError
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DraftMode,
     GenerationSettings,

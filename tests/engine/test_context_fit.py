@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DraftMode,
     GenerationSettings,

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from specchat.engine import costs as costs_module
-from specchat.engine.costs import PRIOR_SLOPE, WINDOW, CostModel
+from specchat.engine.speculative import costs as costs_module
+from specchat.engine.speculative.costs import PRIOR_SLOPE, WINDOW, CostModel
 
 
 def quiet() -> CostModel:

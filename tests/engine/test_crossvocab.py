@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from specchat.engine.crossvocab import boundary_tokens, complete_utf8
-from specchat.engine.engine import SpeculativeEngine
-from specchat.engine.llama import LlamaModel
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.speculative.crossvocab import boundary_tokens, complete_utf8
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DraftMode,
     GenerationSettings,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from specchat.engine.engine import SpeculativeEngine
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DraftMode,
     GenerationSettings,

@@ -111,8 +111,8 @@ class _nullcontext:
 
 def test_gpu_out_of_memory_falls_back_to_cpu(monkeypatch, tiny_target, tiny_draft):
     """No GPU here: simulate llama.cpp failing to offload (as it does when VRAM runs out)."""
-    from specchat.engine import engine as engine_module
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
+    from specchat.engine.speculative import loop as engine_module
     from specchat.engine.types import ModelSettings, SpecSettings
     from specchat.errors import GpuOffloadError
 
@@ -138,8 +138,8 @@ def test_gpu_out_of_memory_falls_back_to_cpu(monkeypatch, tiny_target, tiny_draf
 def test_no_layers_reported_offloaded_without_a_gpu(tiny_target):
     """An RPC-enabled build tells llama.cpp it "supports GPU offload" even with no GPU: a model
     asked for GPU layers on such a machine runs on the CPU and must say 0 layers offloaded."""
-    from specchat.engine.devices import gpus
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.devices import gpus
+    from specchat.engine.llama.model import LlamaModel
     from specchat.engine.types import ModelSettings
 
     if gpus():
@@ -154,8 +154,8 @@ def test_no_layers_reported_offloaded_without_a_gpu(tiny_target):
 def test_gpu_layers_without_a_gpu_run_on_the_cpu_and_say_so(tiny_target, tiny_draft):
     """GPU layers asked of a build that sees no GPU (CPU-only, or a GPU build whose driver is
     gone): the model runs on the CPU and a notice says why, instead of the request vanishing."""
-    from specchat.engine.devices import gpus
-    from specchat.engine.engine import SpeculativeEngine
+    from specchat.engine.llama.devices import gpus
+    from specchat.engine.speculative.loop import SpeculativeEngine
     from specchat.engine.types import ModelSettings, SpecSettings
 
     if gpus():

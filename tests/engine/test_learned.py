@@ -1,4 +1,5 @@
-"""What the controller learned, kept between runs (engine/learned.py, adaptive snapshots)."""
+"""What the controller learned, kept between runs (engine/speculative/learned.py, adaptive
+snapshots)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from specchat.engine.costs import CostModel
-from specchat.engine.drafting import DrafterChain, build_chain
-from specchat.engine.learned import MAX_ENTRIES, LearnedStore, learned_key
+from specchat.engine.speculative.costs import CostModel
+from specchat.engine.speculative.drafting import DrafterChain, build_chain
+from specchat.engine.speculative.learned import MAX_ENTRIES, LearnedStore, learned_key
 from specchat.engine.types import SpecSettings
 
 from .test_chain import ScriptedModel

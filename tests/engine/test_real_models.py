@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specchat.engine.engine import SpeculativeEngine
 from specchat.engine.limits import MAX_DRAFT
-from specchat.engine.llama import LlamaModel
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DraftMode,
     GenerationSettings,

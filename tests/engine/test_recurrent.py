@@ -11,8 +11,8 @@ from __future__ import annotations
 import llama_cpp
 import pytest
 
-from specchat.engine.engine import SpeculativeEngine
-from specchat.engine.llama import CacheRollbackError, LlamaModel
+from specchat.engine.llama.model import CacheRollbackError, LlamaModel
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DraftMode,
     GenerationSettings,

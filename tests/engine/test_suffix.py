@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from specchat.engine.suffix import ALPHA, FOLLOW_MATCH, LONG, SuffixDrafter, SuffixIndex
+from specchat.engine.speculative.suffix import ALPHA, FOLLOW_MATCH, LONG, SuffixDrafter, SuffixIndex
 
 
 def index_of(tokens: list[int]) -> SuffixIndex:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-import specchat.engine.template as template_module
-from specchat.engine.template import ChatTemplate, TemplateError, TemplateLimitError
+import specchat.engine.llama.template as template_module
+from specchat.engine.llama.template import ChatTemplate, TemplateError, TemplateLimitError
 from specchat.engine.types import GenerationSettings, Message
 from specchat.store.records import ChatSettings, MessageRecord, MessageStatus
 from specchat.tui.conversation import engine_messages
@@ -301,7 +301,7 @@ def _plain_hf_render(source: str, messages: list[Message], bos: str, eos: str) -
 @pytest.mark.real
 @pytest.mark.parametrize("name", ["qwen", "smollm2"])
 def test_real_gguf_templates_render_as_hugging_face_does(real_models, name):
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
     from specchat.engine.types import ModelSettings
 
     model = LlamaModel.open(ModelSettings(path=real_models[name]), vocab_only=True)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specchat.engine.sampling import distribution, sample, top_probability
-from specchat.engine.template import ChatTemplate, TemplateError
-from specchat.engine.textstream import TextStream
+from specchat.engine.llama.template import ChatTemplate, TemplateError
+from specchat.engine.llama.textstream import TextStream
+from specchat.engine.speculative.sampling import distribution, sample, top_probability
+from specchat.engine.speculative.verify import verify_greedy, verify_sampling
 from specchat.engine.types import GenerationSettings, Message
-from specchat.engine.verify import verify_greedy, verify_sampling
 
 
 def test_transforms():

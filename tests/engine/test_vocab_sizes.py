@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specchat.engine.compat import vocab_mismatch
-from specchat.engine.engine import SpeculativeEngine
-from specchat.engine.llama import LlamaModel
-from specchat.engine.sampling import distribution
+from specchat.engine.llama.compat import vocab_mismatch
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.speculative.loop import SpeculativeEngine
+from specchat.engine.speculative.sampling import distribution
+from specchat.engine.speculative.verify import verify_sampling
 from specchat.engine.types import DraftMode, GenerationSettings, ModelSettings, SpecSettings
-from specchat.engine.verify import verify_sampling
 
 from .conftest import run
 from .distribution import GEN, MESSAGES, assert_second_token_distribution

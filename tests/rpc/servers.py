@@ -147,7 +147,7 @@ def wait_listening(server: RpcServer) -> bool:
 def require_rpc_build() -> None:
     """Fail (skip with SPECCHAT_ALLOW_NO_RPC=1) unless llama-cpp-python has the RPC backend: the
     README's commands and CI build it with -DGGML_RPC=ON, so the RPC tests must run there."""
-    from specchat.engine.rpc import rpc_available
+    from specchat.engine.llama.rpc import rpc_available
 
     if rpc_available():
         return

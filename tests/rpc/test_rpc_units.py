@@ -14,7 +14,7 @@ import pytest
 
 from specchat import cli
 from specchat.config import load_registry, paths
-from specchat.engine import rpc, rpc_runner
+from specchat.engine.llama import rpc, rpc_runner
 from specchat.errors import (
     ConfigError,
     RpcConnectionError,

@@ -28,7 +28,7 @@ def vulkan_device() -> str:
     """The Vulkan device the build sees ("Vulkan0"), or a skip (a failure where required)."""
     problem = _vulkan_problem()
     if problem is None:
-        from specchat.engine.devices import gpus
+        from specchat.engine.llama.devices import gpus
 
         return gpus()[0].name
     if os.environ.get("SPECCHAT_REQUIRE_VULKAN"):
@@ -41,7 +41,7 @@ def _vulkan_problem() -> str | None:
         import llama_cpp  # noqa: F401
     except Exception as exc:
         return f"llama_cpp cannot be imported: {exc}"
-    from specchat.engine.devices import built_with, gpus
+    from specchat.engine.llama.devices import built_with, gpus
 
     if "Vulkan" not in built_with():
         return ("this llama-cpp-python build has no Vulkan backend (built with: "

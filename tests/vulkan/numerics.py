@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specchat.engine.llama import LlamaModel
+from specchat.engine.llama.model import LlamaModel
 from specchat.engine.types import ModelSettings
 
 PROMPT = ("<|im_start|>user\nWrite a short poem about the sea, then explain what a tide is."

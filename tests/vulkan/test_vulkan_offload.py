@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from specchat.config.schema import ModelConfig, PairConfig
-from specchat.engine.engine import SpeculativeEngine
-from specchat.engine.llama import LlamaModel
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DoneEvent,
     DraftMode,

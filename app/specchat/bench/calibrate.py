@@ -36,13 +36,13 @@ def calibration_prompts() -> list[BenchPrompt]:
 
 
 def _open(path: Path, n_threads: int | None):
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
 
     return LlamaModel.open(ModelSettings(path=path, n_ctx=1024, n_batch=256, n_threads=n_threads))
 
 
 def _prompt_tokens(model, prompt: BenchPrompt) -> list[int]:
-    from specchat.engine.template import CHATML, ChatTemplate
+    from specchat.engine.llama.template import CHATML, ChatTemplate
 
     bos = model.token_text(model.bos).decode("utf-8", "replace") if model.bos >= 0 else ""
     eos = model.token_text(model.eos).decode("utf-8", "replace") if model.eos >= 0 else ""

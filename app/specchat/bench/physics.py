@@ -12,9 +12,9 @@ import statistics
 from collections.abc import Sequence
 
 from specchat.bench.results import Physics
-from specchat.engine.compat import vocab_mismatch
-from specchat.engine.costs import timed_pass
-from specchat.engine.llama import LlamaModel
+from specchat.engine.llama.compat import vocab_mismatch
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.speculative.costs import timed_pass
 
 ALONE_RUN = 4  # one-token target passes in a row per repetition
 

@@ -25,7 +25,7 @@ from specchat.bench.physics import PhysicsSampler
 from specchat.bench.prompts import BenchPrompt
 from specchat.bench.results import BASELINE, ModeSpecInfo, Physics, RunRecord
 from specchat.bench.rss import PeakRss
-from specchat.engine.suffix import BUCKETS
+from specchat.engine.speculative.suffix import BUCKETS
 from specchat.engine.types import (
     DoneEvent,
     DraftMode,
@@ -189,7 +189,7 @@ class Placement:
 
     @classmethod
     def of(cls, info: EngineInfo) -> Placement:
-        from specchat.engine.devices import gpus
+        from specchat.engine.llama.devices import gpus
 
         models = (("target", info.target), ("draft", info.draft))
         return cls(
@@ -211,7 +211,7 @@ class Placement:
 
 
 def run_bench(cfg: BenchConfig, progress: Progress = lambda _m: None) -> BenchRun:
-    from specchat.engine.engine import SpeculativeEngine
+    from specchat.engine.speculative.loop import SpeculativeEngine
 
     gen = cfg.generation
     max_tokens = gen.max_tokens
@@ -400,7 +400,7 @@ def cost_curve_notes(cfg: BenchConfig, engine, context: Sequence[int], reps: int
     """The target's verification cost by pass width (ms, after CURVE_DEPTH cached tokens):
     specchat's pass as the engine runs it (every row's logits computed and read), the same pass
     with the last row's logits only (what llama-bench times), and llama-bench's own."""
-    from specchat.engine.costs import timed_pass
+    from specchat.engine.speculative.costs import timed_pass
 
     target = engine.target
     fill = [context[i % len(context)] for i in range(CURVE_DEPTH + max(CURVE_WIDTHS))]

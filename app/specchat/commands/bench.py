@@ -184,7 +184,7 @@ def _built_llama_tools() -> Path:
     from importlib.metadata import version
 
     from specchat.config.paths import cache_dir
-    from specchat.engine.devices import backend
+    from specchat.engine.llama.devices import backend
 
     kind = backend().lower()
     folder = cache_dir() / "llama-tools" / f"{version('llama-cpp-python')}-{kind}"

@@ -1,4 +1,4 @@
-"""`specchat cache list | size | clear`: the prompt cache's files (engine/prompt_cache.py)."""
+"""`specchat cache list | size | clear`: the prompt cache's files (engine/llama/prompt_cache.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from specchat.config.prompt_cache import (
     load_prompt_cache_config,
     memory_budget,
 )
-from specchat.engine.prompt_cache import clear_files, list_files
+from specchat.engine.llama.prompt_cache import clear_files, list_files
 
 GIB = 2**30
 MIB = 2**20

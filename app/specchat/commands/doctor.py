@@ -14,7 +14,7 @@ from importlib import metadata
 from specchat import __version__
 from specchat.config import paths
 from specchat.config.registry import load_registry
-from specchat.engine import devices as gpu
+from specchat.engine.llama import devices as gpu
 from specchat.errors import SpecchatError
 
 PACKAGES = ("llama-cpp-python", "huggingface-hub", "textual", "pydantic", "platformdirs", "numpy")
@@ -202,7 +202,7 @@ def _configured_rpc(config: str | None) -> tuple[str, ...]:
 
 def rpc_lines(servers: tuple[str, ...], source: str) -> tuple[list[str], bool]:
     """Whether the build has RPC, then each server's devices with their memory (or why not)."""
-    from specchat.engine import rpc
+    from specchat.engine.llama import rpc
 
     has_rpc = rpc.rpc_available()
     lines = [f"rpc           built with RPC: {'yes' if has_rpc else 'no'}"]
@@ -241,7 +241,7 @@ def _rpc_section(args: argparse.Namespace, given: tuple[str, ...] | None) -> boo
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from specchat.engine.rpc import parse_endpoints
+    from specchat.engine.llama.rpc import parse_endpoints
 
     rpc_given = parse_endpoints(args.rpc) if getattr(args, "rpc", None) is not None else None
     print(

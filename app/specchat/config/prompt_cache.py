@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from specchat.errors import SpecchatError
 
 if TYPE_CHECKING:
-    from specchat.engine.prompt_cache import PromptCache
+    from specchat.engine.llama.prompt_cache import PromptCache
 
 try:
     import tomllib
@@ -107,7 +107,7 @@ def cache_directory(config: PromptCacheConfig) -> Path:
 def memory_budget(config: PromptCacheConfig) -> int:
     if config.memory != "auto":
         return int(config.memory)
-    from specchat.engine.devices import system_memory
+    from specchat.engine.llama.devices import system_memory
 
     available, _ = system_memory()
     return int(available * MEMORY_SHARE)
@@ -118,7 +118,7 @@ def open_prompt_cache(
 ) -> PromptCache | None:
     """The front ends' prompt cache, from config.toml: None when it is turned off there, unless
     the command line asked for it (`ask --prompt-cache`)."""
-    from specchat.engine.prompt_cache import CacheBudget, PromptCache
+    from specchat.engine.llama.prompt_cache import CacheBudget, PromptCache
 
     config = config or load_prompt_cache_config()
     if not (config.enabled or asked):

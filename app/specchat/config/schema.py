@@ -159,7 +159,7 @@ class PairConfig(BaseModel):
     @field_validator("rpc", mode="before")
     @classmethod
     def _rpc(cls, value: object) -> tuple[str, ...]:
-        from specchat.engine.rpc import parse_endpoints
+        from specchat.engine.llama.rpc import parse_endpoints
         from specchat.errors import RpcEndpointError
 
         if isinstance(value, (list, tuple)) and not value:

@@ -23,7 +23,7 @@ class ModelSettings:
     # Q4_K models differ, which breaks greedy exactness of speculative decoding (see README).
     use_extra_bufts: bool = False
     # llama.cpp RPC servers ("HOST:PORT") that take this model's offloaded layers (the target
-    # only; see engine/rpc.py). With servers, n_gpu_layers counts the layers sent to them.
+    # only; see engine/llama/rpc.py). With servers, n_gpu_layers counts the layers sent to them.
     rpc_servers: tuple[str, ...] = ()
 
 
@@ -53,7 +53,7 @@ class SpecSettings:
     # model each round. False: the draft model alone.
     suffix: bool = True
     # Where what the draft-length controller learns is kept between runs (None: not kept). The
-    # front end chooses the file (specchat's cache folder); see engine/learned.py.
+    # front end chooses the file (specchat's cache folder); see engine/speculative/learned.py.
     learned_path: Path | None = None
 
 
@@ -68,7 +68,7 @@ class GenerationSettings:
     seed: int | None = None
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
-    grammar: str | None = None  # GBNF every target pick must follow (engine/constraint.py)
+    grammar: str | None = None  # GBNF every target pick must follow (engine/llama/constraint.py)
     logprobs: int | None = None  # None: off; k: each token's log-probability and the top k
 
     @property

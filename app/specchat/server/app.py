@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from specchat.engine.constraint import GrammarError
+from specchat.engine.llama.constraint import GrammarError
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.errors import ContextOverflowError, SpecchatError
 from specchat.server import completions as text

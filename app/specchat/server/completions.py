@@ -17,7 +17,7 @@ from typing import Any
 import llama_cpp as lc
 from pydantic import ValidationError
 
-from specchat.engine.llama import LlamaModel
+from specchat.engine.llama.model import LlamaModel
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.server import responses as fmt
 from specchat.server.errors import bad_request

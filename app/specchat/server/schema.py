@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from specchat.engine.limits import violation
-from specchat.engine.logprobs import MAX_TOP
+from specchat.engine.speculative.logprobs import MAX_TOP
 from specchat.engine.types import GenerationSettings, Message, ToolCall
 from specchat.server.errors import ApiError, bad_request
 from specchat.server.structured import grammar_for

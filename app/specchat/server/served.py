@@ -13,8 +13,8 @@ from specchat.engine.protocol import ChatEngine
 from specchat.engine.types import Event, GenerationSettings, Message
 
 if TYPE_CHECKING:
-    from specchat.engine.llama import LlamaModel
-    from specchat.engine.template import ChatTemplate
+    from specchat.engine.llama.model import LlamaModel
+    from specchat.engine.llama.template import ChatTemplate
 
 
 class ServedEngine(ChatEngine, Protocol):

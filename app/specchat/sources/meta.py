@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
 
 
 # llama.cpp's `general.file_type` values (enum llama_ftype)
@@ -105,7 +105,7 @@ def gguf_info(model: LlamaModel, extra_files: tuple[Path, ...] = ()) -> GgufInfo
 
 def open_vocab_only(path: Path) -> LlamaModel:
     """The model's vocabulary and metadata only (fast; ModelLoadError for a bad file)."""
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
     from specchat.engine.types import ModelSettings
 
     return LlamaModel.open(ModelSettings(path=Path(path)), vocab_only=True)

@@ -19,7 +19,7 @@ from specchat.pair_check import PairReport
 from specchat.pair_request import ModelRequest, PairRequest
 
 if TYPE_CHECKING:
-    from specchat.engine.prompt_cache import PromptCache
+    from specchat.engine.llama.prompt_cache import PromptCache
 
 RECENT_MAX = 8  # GGUF pairs kept in the open-model dialog's recent list
 

@@ -1,42 +1,39 @@
-"""The chat screen: sidebar, messages, prompt, live status bar. Owns the engine thread."""
+"""The chat screen: sidebar, messages, prompt, live status bar. Owns the engine thread.
+
+A coordinator: the reply in flight is ReplyStream's, the pair and its loading LoadedPair's, the
+context and speed meters ChatMeters', the chat list ChatBrowser's, the dialogs ChatDialogs'. The
+screen keeps the open chat, routes keys and worker messages to them, and orders what follows."""
 
 from __future__ import annotations
 
-import contextlib
-import time
 from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Markdown, OptionList, Static
+from textual.widgets import Button, Footer, Input, OptionList, Static
 
-from specchat.engine.types import EngineInfo, GenerationSettings, SpecSettings
-from specchat.store import ChatRecord, ChatStore, HistoryError, MessageStatus
+from specchat.engine.types import EngineInfo
+from specchat.store import ChatRecord, ChatStore, HistoryError
 from specchat.tui import keys
 from specchat.tui.clipboard import notify_copy
-from specchat.tui.conversation import (
-    LATE_SECONDS,
-    ActiveReply,
-    ReplyReport,
-    engine_messages,
-    generation_for,
-    spec_for,
-    stats_from_dict,
-    title_from,
-)
+from specchat.tui.conversation import ActiveReply, ReplyReport, stats_from_dict, title_from
 from specchat.tui.history_guard import keeps_running
-from specchat.tui.loader import EngineLoader, PairRef, ref_label
-from specchat.tui.screens.chat_actions import ChatActions
-from specchat.tui.screens.models_actions import ModelsActions
-from specchat.tui.screens.reply_actions import ReplyActions
-from specchat.tui.welcome import welcome_markdown
-from specchat.tui.widgets import ChatList, ChatView, PromptInput, Sidebar, StatusBar
+from specchat.tui.loader import EngineLoader, ModelFiles, PairRef
+from specchat.tui.screens.chat_browser import ChatBrowser
+from specchat.tui.screens.chat_dialogs import ChatDialogs
+from specchat.tui.screens.chat_meters import ChatMeters
+from specchat.tui.screens.loaded_pair import LoadedPair
+from specchat.tui.screens.reply_stream import ReplyStream
+from specchat.tui.widgets import ChatView, PromptInput, Sidebar, StatusBar
 from specchat.tui.widgets.context_meter import ContextMeter
 from specchat.tui.widgets.download_progress import DownloadPanel
 from specchat.tui.widgets.pending import PendingMessage
 from specchat.tui.worker import (
+    BaselineMeasured,
+    ContextCounted,
+    DownloadProgress,
     EngineFailed,
     EngineLoading,
     EngineReady,
@@ -45,32 +42,22 @@ from specchat.tui.worker import (
     ReplyFinished,
 )
 
-PROMPT_HINT = "Enter send · Shift+Enter/Ctrl+J newline · Esc stop · Ctrl+P commands"
-EDIT_HINT = "Editing your last prompt: Enter resends it (the reply is replaced) · Esc cancels"
 
-
-class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
+class MainScreen(Screen[None]):
     BINDINGS = keys.bindings()
+
+    # made when the screen mounts: they hold its widgets, and the worker starts its thread
+    worker: EngineWorker
+    pair: LoadedPair
+    replies: ReplyStream
+    meters: ChatMeters
+    browser: ChatBrowser
 
     def __init__(self, store: ChatStore, loader: EngineLoader, export_dir: Path) -> None:
         super().__init__(id="main")
-        self.store, self.loader, self.export_dir = store, loader, export_dir
+        self.store, self.loader = store, loader
         self.chat: ChatRecord | None = None
-        self.reply: ActiveReply | None = None
-        # how the latest reply went, and how many ended (the newest only: a chat may be long)
-        self.last_report: ReplyReport | None = None
-        self.replies_finished = 0
-        self.editing_from: int | None = None
-        self.engine_state = "idle"  # idle | loading | ready | failed
-        self.engine_label = loader.initial_label()
-        self.engine_error = ""
-        self.info: EngineInfo | None = None
-        self.base_spec = SpecSettings()
-        self.generation = GenerationSettings()
-        self.pair_name: PairRef = None
-        self.pending: str | None = None  # a message typed while the pair loads
-        self.baselines: dict[str, float | None] = {}  # target-alone tok/s by engine label
-        self.worker: EngineWorker | None = None
+        self.dialogs = ChatDialogs(self, store, export_dir, self.history_failed)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
@@ -89,12 +76,15 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
         self.query_one("#engine-error").display = False
         self.query_one(DownloadPanel).display = False
         self.query_one(PendingMessage).display = False
-        prompt = self.query_one(PromptInput)
-        prompt.border_subtitle = PROMPT_HINT
         self.worker = EngineWorker(self)
+        self.pair = LoadedPair(self, self.loader, self.worker, self.loader.initial_label())
+        self.replies = ReplyStream(self, self.store, self.worker, self.pair, self.history_failed)
+        meter = self.query_one(ContextMeter)
+        self.meters = ChatMeters(meter, self.store, self.loader, self.worker, self.pair)
+        self.browser = ChatBrowser(self, self.store, self.history_failed)
         await self._open_latest()
         self.load_pair(None)
-        prompt.focus()
+        self.query_one(PromptInput).focus()
 
     async def _open_latest(self) -> None:
         try:
@@ -110,86 +100,102 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
     def on_unmount(self) -> None:
         # quitting mid-reply: the engine thread ends its pass and closes the engine (bounded
         # wait), then what was shown is kept, marked cancelled
-        if self.worker is not None:
-            self.worker.shutdown()
-        if self.reply is not None:
-            box = self.reply.box
-            # if this fails the row stays 'streaming'; the next start marks it incomplete
-            with contextlib.suppress(HistoryError):
-                self.store.finish_reply(
-                    self.reply.message_id, box.text, MessageStatus.CANCELLED, None, box.segments
-                )
+        self.worker.shutdown()
+        self.replies.keep_on_quit()
 
     def history_failed(self, exc: HistoryError) -> None:
         """One clear error; the screen keeps what it shows and the app keeps running."""
         self.notify(exc.message, title="Chat history", severity="error", timeout=10)
 
-    # engine ------------------------------------------------------------------------------
+    # the parts' state, read by tests ------------------------------------------------------
+    @property
+    def reply(self) -> ActiveReply | None:
+        return self.replies.active
+
+    @property
+    def last_report(self) -> ReplyReport | None:
+        return self.replies.last_report
+
+    @property
+    def replies_finished(self) -> int:
+        return self.replies.finished
+
+    @property
+    def engine_state(self) -> str:
+        return self.pair.state
+
+    @property
+    def engine_error(self) -> str:
+        return self.pair.error
+
+    @property
+    def info(self) -> EngineInfo | None:
+        return self.pair.info
+
+    @property
+    def pending(self) -> str | None:
+        return self.pair.pending
+
+    @property
+    def pair_name(self) -> PairRef:
+        return self.pair.ref
+
+    # the pair -----------------------------------------------------------------------------
     def load_pair(self, pair: PairRef) -> None:
-        assert self.worker is not None
-        label = self.engine_label if pair is None else ref_label(pair)
-        self.query_one(DownloadPanel).start(label)
-        self.engine_state, self.engine_label, self.pair_name = "loading", label, pair
-        self.query_one(StatusBar).show_loading(label)
-        self.worker.load(label, lambda cancel: self.loader.load(pair, cancel))
+        self.pair.load(pair)
 
     def on_engine_loading(self, message: EngineLoading) -> None:
-        self.query_one(StatusBar).show_loading(message.label)
-        self._engine_changed()
+        self.pair.show_loading(message.label)
+        self.pair.show_state()
 
     def on_engine_ready(self, message: EngineReady) -> None:
-        self.engine_state, self.info, self.base_spec = "ready", message.info, message.spec
-        self.generation = self.loader.generation
-        self.pair_name = self.loader.current
-        self.query_one(StatusBar).show_ready(message.label, message.info)
-        self.models_ready(message.label)
+        self.pair.ready(message)
+        waiting = self.pair.take_pending()
+        if waiting:  # the pending message goes first; the target-alone timing after it
+            self.app.call_later(self._send_pending, waiting, message.label)
+        else:
+            self.meters.measure_baseline(message.label)
+        self.meters.refresh(self.chat)
+        self.pair.offer_switch(self.chat)
         for notice in message.info.notices:
             self.notify(notice, title="Engine")
-        self._engine_changed()
+        self.pair.show_state()
 
     def on_engine_failed(self, message: EngineFailed) -> None:
-        self.engine_state, self.engine_error, self.info = "failed", message.error, None
-        self.query_one(StatusBar).show_failed(message.label, message.error)
-        self.models_failed(message.label, message.error, message.cancelled, message.download)
+        self.pair.failed(message)
+        self.meters.refresh_speed(self.chat)
+        self.pair.offer_switch(self.chat)
         if message.cancelled:
             self.notify(f"Loading {message.label} was cancelled; F4 picks a pair.", timeout=5)
         else:
             self.notify(message.error, title=f"Could not load {message.label}", severity="error")
-        self._engine_changed()
+        self.pair.show_state()
 
-    def _engine_changed(self) -> None:
-        error = self.query_one("#engine-error", Static)
-        error.display = self.engine_state == "failed"
-        error.update(
-            f"✖ {self.engine_label} could not be loaded: {self.engine_error}\n"
-            "Press F4 to choose another pair; your chats are still here."
-        )
-        for welcome in self.query("#welcome").results(Markdown):
-            welcome.update(self._welcome_text())
+    async def _send_pending(self, text: str, label: str) -> None:
+        await self.send(text)
+        self.meters.measure_baseline(label)
 
-    def _welcome_text(self) -> str:
-        return welcome_markdown(self.engine_label, self.engine_state, self.info, self.engine_error)
+    def on_download_progress(self, message: DownloadProgress) -> None:
+        self.pair.show_download(message)
+
+    def on_context_counted(self, message: ContextCounted) -> None:
+        self.meters.context_counted(self.chat, message)
+
+    def on_baseline_measured(self, message: BaselineMeasured) -> None:
+        self.meters.baseline_measured(self.chat, message)
 
     # chats -------------------------------------------------------------------------------
     def refresh_chat_list(self) -> None:
-        """The sidebar; when the history cannot be read it keeps its list and says why."""
-        search = self.query_one("#chat-search", Input).value
-        current = self.chat.id if self.chat else None
-        try:
-            chats = self.store.list_chats(search)
-            matches = self.store.first_matches(search)  # the results' snippets
-        except HistoryError as exc:
-            self.history_failed(exc)
-            return
-        self.query_one(ChatList).show(chats, current, search, matches)
+        self.browser.refresh(self.chat)
 
     @keeps_running
     async def open_chat(self, chat_id: int) -> None:
         chat = self.store.get_chat(chat_id)
         records = self.store.messages(chat_id) if chat else []
-        self.chat, self.editing_from = chat, None
+        self.chat = chat
+        self.query_one(PromptInput).editing_from = None  # an edit belongs to the chat left
         variants = self.store.variant_positions(chat_id) if chat else {}
-        await self.query_one(ChatView).show_messages(records, self._welcome_text(), variants)
+        await self.query_one(ChatView).show_messages(records, self.pair.welcome_text(), variants)
         if chat is not None and chat.problem:
             self.notify(chat.problem, title="Chat history", severity="warning")
         self.refresh_chat_list()
@@ -198,33 +204,52 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
         status = self.query_one(StatusBar)
         status.start_reply()
         status.update_stats(stats_from_dict(last) if last else None)
-        self.chat_opened()
+        self._chat_opened()
 
     async def show_welcome(self) -> None:
-        self.chat, self.editing_from = None, None
-        await self.query_one(ChatView).show_messages([], self._welcome_text())
+        self.chat = None
+        self.query_one(PromptInput).editing_from = None
+        await self.query_one(ChatView).show_messages([], self.pair.welcome_text())
         self.refresh_chat_list()
-        self.chat_opened()
+        self._chat_opened()
+
+    def _chat_opened(self) -> None:
+        self.meters.refresh(self.chat)
+        self.pair.chat_opened(self.chat)
 
     def _ensure_chat(self, first_prompt: str = "") -> ChatRecord:
         if self.chat is None:
             title = title_from(first_prompt) if first_prompt else "New chat"
-            self.chat = self.store.create_chat(title, *self.pair_record())
+            self.chat = self.store.create_chat(title, *self.pair.record())
             self.refresh_chat_list()
         return self.chat
 
+    def _chat_changed(self, chat: ChatRecord | None) -> None:
+        """A dialog changed the open chat (its title or settings)."""
+        self.chat = chat
+
+    async def _chat_deleted(self) -> None:
+        self.chat = None  # gone, whatever fails next
+        await self._open_latest()
+
     def _busy(self) -> bool:
-        if self.reply is not None:
+        if self.replies.active is not None:
             self.notify("A reply is streaming: press Esc to stop it first.", severity="warning")
             return True
         return False
+
+    def _model_ready(self) -> bool:
+        if self.pair.state != "ready":
+            self.notify("No model is loaded.", severity="warning")
+            return False
+        return True
 
     @on(OptionList.OptionSelected, "#chat-list")
     @keeps_running
     async def _chat_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id and not self._busy():
             await self.open_chat(int(event.option.id))
-            await self.jump_to_match(self.query_one("#chat-search", Input).value)
+            await self.browser.show_match(self.chat)
 
     @on(Input.Changed, "#chat-search")
     def _search_changed(self) -> None:
@@ -246,144 +271,47 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
         keeps its text and the chat shows what it showed."""
         if self._busy():
             return
-        if self.engine_state == "loading" and self.editing_from is None:
-            self.queue_pending(text)
+        state, prompt = self.pair.state, self.query_one(PromptInput)
+        if state == "loading" and prompt.editing_from is None:
+            self.pair.queue(text)
             return
-        if self.engine_state != "ready":
-            why = "still loading" if self.engine_state == "loading" else "not loaded (F4 picks one)"
+        if state != "ready":
+            why = "still loading" if state == "loading" else "not loaded (F4 picks one)"
             self.notify(f"The model is {why}; your text is kept.", severity="warning")
             return
         chat = self._ensure_chat(text)
         view = self.query_one(ChatView)
-        if self.editing_from is not None:
-            self.store.delete_messages_from(chat.id, self.editing_from)
-            self.editing_from = None
+        if prompt.editing_from is not None:
+            self.store.delete_messages_from(chat.id, prompt.editing_from)
+            prompt.editing_from = None
             await view.show_messages(self.store.messages(chat.id))
         self.store.drop_variants(chat.id)  # moving on: the replies shown are the ones kept
         record = self.store.add_message(chat.id, "user", text.strip())
         view.variants.clear()
         for shown in view.boxes():
             shown.set_variant(None)
-        prompt = self.query_one(PromptInput)
-        prompt.clear()
-        prompt.border_subtitle = PROMPT_HINT
+        prompt.reset_prompt()
         await view.add_message(record)
-        await self.start_reply()
-
-    @keeps_running
-    async def start_reply(self, replacing: int | None = None) -> None:
-        """A new reply to the last user message; `replacing` (regenerate) is the reply it
-        replaces, kept as a variant to flip back to."""
-        assert self.chat is not None and self.worker is not None
-        chat = self.store.get_chat(self.chat.id) or self.chat
-        records = [r for r in self.store.messages(chat.id) if r.id != replacing]
-        messages = engine_messages(chat.settings, records)
-        record = self.store.begin_reply(chat.id)
-        view = self.query_one(ChatView)
-        if replacing is not None:
-            self.store.keep_as_variant(replacing, record.id)
-            view.variants = self.store.variant_positions(chat.id)
-            await view.remove_message(replacing)
-        box = await view.add_message(record)
-        box.start_stream()
-        self.reply = ActiveReply(record.id, chat.id, box)
-        self.query_one(StatusBar).start_reply()
-        self.worker.generate(
-            record.id,
-            messages,
-            generation_for(self.generation, chat.settings),
-            spec_for(self.base_spec, chat.settings),
-        )
+        await self.replies.start(chat)
 
     async def on_reply_batch(self, message: ReplyBatch) -> None:
-        reply = self.reply
-        if reply is None or message.reply_id != reply.message_id:
-            return
-        reply.batches += 1
-        reply.missing_batches += message.seq - reply.next_seq
-        reply.next_seq = message.seq + 1
-        if message.first_token_at is not None:
-            latency = time.monotonic() - message.first_token_at
-            reply.max_latency = max(reply.max_latency, latency)
-            reply.latencies.append(latency)
-            reply.late_batches += latency > LATE_SECONDS
-        status = self.query_one(StatusBar)
-        if message.stats is not None:
-            reply.last_stats = message.stats
-            status.update_stats(message.stats)
-        status.add_speeds(message.speeds)
-        for notice in message.notices:
-            reply.box.add_notice(notice)
-        if message.tokens:
-            reply.tokens += len(message.tokens)
-            # saved first, shown after: every word on screen is in the history (kill -9 safe)
-            self._save_partial(reply, *reply.box.preview(message.tokens))
-            await reply.box.append(message.tokens)
-
-    def _save_partial(self, reply: ActiveReply, text: str, segments: list[list[str]]) -> None:
-        if reply.save_error is not None:
-            return  # said once; the reply is saved whole when it ends
-        try:
-            self.store.update_reply(reply.message_id, text, segments)
-        except HistoryError as exc:
-            reply.save_error = exc.message
-            self.history_failed(exc)
+        await self.replies.on_batch(message)
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
-        reply = self.reply
-        if reply is None or message.reply_id != reply.message_id:
-            return
-        self.reply = None
-        box, done, notices = reply.box, message.done, []
-        stats = done.stats if done is not None else None
-        if message.error is not None:
-            status, notices = MessageStatus.ERROR, [message.error]
-            self.notify(message.error, title="Generation failed", severity="error")
-        elif reply.cancelled or (stats is not None and stats.finish_reason == "cancelled"):
-            status = MessageStatus.CANCELLED
-        else:
-            status = MessageStatus.COMPLETE
-        if done is not None and done.dropped_turns:
-            notices.append(f"{done.dropped_turns} oldest turn(s) left out to fit the context")
-        text = reply.prefix + done.text if done is not None else box.text
-        stats_dict = box.thinking_stats(stats.to_dict() if stats is not None else None)
-        try:  # saved before it is shown, like every batch
-            self.store.finish_reply(
-                reply.message_id, text, status, stats_dict, box.segments, notices
-            )
-        except HistoryError as exc:
-            if exc.message != reply.save_error:
-                self.history_failed(exc)
-        await box.finish(text, status, stats_dict, notices)
-        self.reply_done()
-        if stats is not None:
-            self.query_one(StatusBar).update_stats(stats)
-        self.replies_finished += 1
-        self.last_report = ReplyReport(
-            reply.message_id,
-            status,
-            reply.batches,
-            reply.tokens,
-            reply.late_batches,
-            reply.missing_batches,
-            reply.max_latency,
-            tuple(reply.latencies),
-        )
-        self.refresh_chat_list()
+        if await self.replies.on_finished(message):
+            self.meters.refresh(self.chat)
+            self.replies.after_finish(message)
+            self.refresh_chat_list()
 
     # actions -----------------------------------------------------------------------------
     def action_cancel(self) -> None:
-        if self.reply is not None and self.worker is not None:
-            self.reply.cancelled = True
-            self.worker.cancel()
-        elif self.engine_state == "loading" and self.worker is not None:
-            self.worker.cancel_load()  # a download or model load stops at its next check
-            self.query_one(StatusBar).show_loading(f"{self.engine_label} (cancelling)")
-        elif self.editing_from is not None:
-            self.editing_from = None
-            prompt = self.query_one(PromptInput)
-            prompt.clear()
-            prompt.border_subtitle = PROMPT_HINT
+        if self.replies.cancel():
+            return
+        if self.pair.state == "loading":
+            self.pair.cancel_load()
+        elif (prompt := self.query_one(PromptInput)).editing_from is not None:
+            prompt.editing_from = None
+            prompt.reset_prompt()
 
     @keeps_running
     async def action_new_chat(self) -> None:
@@ -393,25 +321,24 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
 
     @keeps_running
     async def action_regenerate(self) -> None:
-        if self._busy() or self.chat is None:
-            return
-        if self.engine_state != "ready":
-            self.notify("No model is loaded.", severity="warning")
-            return
-        records = self.store.messages(self.chat.id)
-        replacing: int | None = None
-        if records and records[-1].role == "assistant":
-            last = records[-1]
-            if last.content and last.status is not MessageStatus.ERROR:
-                replacing = last.id  # kept as a variant (alt+left / alt+right flip)
-            else:
-                self.store.delete_messages_from(self.chat.id, last.id)
-                await self.query_one(ChatView).remove_message(last.id)
-            records = records[:-1]
-        if not records or records[-1].role != "user":
-            self.notify("Nothing to regenerate.", severity="warning")
-            return
-        await self.start_reply(replacing)
+        if not self._busy() and self.chat is not None and self._model_ready():
+            await self.replies.regenerate(self.chat)
+
+    @keeps_running
+    async def action_continue_reply(self) -> None:
+        if not self._busy() and self.chat is not None and self._model_ready():
+            await self.replies.continue_last(self.chat)
+
+    async def action_prev_variant(self) -> None:
+        await self._flip(-1)
+
+    async def action_next_variant(self) -> None:
+        await self._flip(+1)
+
+    @keeps_running
+    async def _flip(self, step: int) -> None:
+        if not self._busy() and self.chat is not None:
+            await self.replies.flip(self.chat, step)
 
     @keeps_running
     def action_edit_last(self) -> None:
@@ -421,12 +348,7 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
         if not users:
             self.notify("No prompt to edit yet.", severity="warning")
             return
-        self.editing_from = users[-1].id
-        prompt = self.query_one(PromptInput)
-        prompt.text = users[-1].content
-        prompt.border_subtitle = EDIT_HINT
-        prompt.move_cursor(prompt.document.end)
-        prompt.focus()
+        self.query_one(PromptInput).start_editing(users[-1].id, users[-1].content)
 
     def action_copy_last(self) -> None:
         boxes = [b for b in self.query_one(ChatView).boxes() if b.role == "assistant"]
@@ -447,3 +369,51 @@ class MainScreen(ModelsActions, ChatActions, ReplyActions, Screen[None]):
     def action_search_chats(self) -> None:
         self.query_one(Sidebar).display = True
         self.query_one("#chat-search", Input).focus()
+
+    # dialogs ------------------------------------------------------------------------------
+    def action_rename_chat(self) -> None:
+        if self.chat is None:
+            self.notify("No chat to rename yet.", severity="warning")
+            return
+        self.dialogs.rename(self.chat, self._renamed)
+
+    def _renamed(self, chat: ChatRecord | None) -> None:
+        self.chat = chat
+        self.refresh_chat_list()
+
+    def action_delete_chat(self) -> None:
+        if self.chat is not None and not self._busy():
+            self.dialogs.delete(self.chat, self._chat_deleted)
+
+    @keeps_running
+    def action_export_chat(self) -> Path | None:
+        if self.chat is None:
+            self.notify("No chat to export yet.", severity="warning")
+            return None
+        return self.dialogs.export(self.chat)
+
+    @keeps_running
+    def action_chat_settings(self) -> None:
+        chat = self._ensure_chat()
+        self.dialogs.settings(chat, self.pair.generation, self.pair.base_spec, self._chat_changed)
+
+    @keeps_running
+    def action_chat_summary(self) -> None:
+        if self.chat is None:
+            self.notify("No chat yet.", severity="warning")
+            return
+        self.dialogs.summary(self.chat)
+
+    def action_pick_pair(self) -> None:
+        if not self._busy():
+            self.dialogs.pick_pair(self.loader, self.pair.ref, self.load_pair)
+
+    def action_open_model(self) -> None:
+        if not self._busy():
+            self.pair.open_files(self._record_chat_files)
+
+    def _record_chat_files(self, files: ModelFiles) -> None:
+        try:
+            LoadedPair.record_files(self.store, self.chat, files)
+        except HistoryError as exc:
+            self.history_failed(exc)

@@ -1,4 +1,5 @@
-"""The prompt: Enter sends; Shift+Enter and Ctrl+J insert a newline."""
+"""The prompt: Enter sends; Shift+Enter and Ctrl+J insert a newline. It may hold the last prompt
+sent, being edited: then Enter resends it in its place."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import TextArea
+
+PROMPT_HINT = "Enter send · Shift+Enter/Ctrl+J newline · Esc stop · Ctrl+P commands"
+EDIT_HINT = "Editing your last prompt: Enter resends it (the reply is replaced) · Esc cancels"
 
 
 class PromptInput(TextArea):
@@ -27,6 +31,21 @@ class PromptInput(TextArea):
             placeholder="Message the model…",
             **kwargs,  # type: ignore[arg-type]
         )
+        self.border_subtitle = PROMPT_HINT
+        self.editing_from: int | None = None  # the user message being edited: sending replaces it
+
+    def start_editing(self, message_id: int, text: str) -> None:
+        """Hold a prompt sent before, to resend it changed (the screen replaces what followed)."""
+        self.editing_from = message_id
+        self.text = text
+        self.border_subtitle = EDIT_HINT
+        self.move_cursor(self.document.end)
+        self.focus()
+
+    def reset_prompt(self) -> None:
+        """Empty, with the usual hint: after a send, or when an edit is given up."""
+        self.clear()
+        self.border_subtitle = PROMPT_HINT
 
     # Priority bindings run as soon as the app reads the key, while keys typed just before
     # may still wait in this widget's queue (fast typists, pastes without bracketed paste,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specchat.engine.sampling import distribution, greedy, sample
+from specchat.engine.speculative.sampling import distribution, greedy, sample
 from specchat.engine.types import GenerationSettings
 
 

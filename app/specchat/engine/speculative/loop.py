@@ -15,19 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from specchat.engine import devices
-from specchat.engine.adaptive import PROBE_SHARE
-from specchat.engine.compat import vocab_mismatch, vocab_mismatch_error
-from specchat.engine.constraint import Constraint
 from specchat.engine.context import (
     REFILL_SHARE,
     drop_oldest_turn,
     drop_prefix,
     prompt_budget,
 )
-from specchat.engine.costs import CostModel, LoadCosts, measure_load_costs, warm_up
-from specchat.engine.devices import backend as backend_name
-from specchat.engine.drafting import (
+from specchat.engine.limits import check_settings
+from specchat.engine.llama import devices
+from specchat.engine.llama.compat import vocab_mismatch, vocab_mismatch_error
+from specchat.engine.llama.constraint import Constraint
+from specchat.engine.llama.devices import backend as backend_name
+from specchat.engine.llama.model import DecodeAborted, LlamaModel, default_threads
+from specchat.engine.llama.prompt_cache import PromptCache, attach, restore_prefix, save_state
+from specchat.engine.llama.template import CHATML, ChatTemplate
+from specchat.engine.llama.textstream import TextStream
+from specchat.engine.llama.threads import SharedThreadpool
+from specchat.engine.speculative.adaptive import PROBE_SHARE
+from specchat.engine.speculative.costs import CostModel, LoadCosts, measure_load_costs, warm_up
+from specchat.engine.speculative.drafting import (
     NO_DRAFT,
     Draft,
     DrafterChain,
@@ -36,15 +42,10 @@ from specchat.engine.drafting import (
     build_chain,
     common_prefix,
 )
-from specchat.engine.learned import LearnedStore, learned_key
-from specchat.engine.limits import check_settings
-from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
-from specchat.engine.logprobs import token_logprob
-from specchat.engine.prompt_cache import PromptCache, attach, restore_prefix, save_state
-from specchat.engine.sampling import distribution, greedy, sample
-from specchat.engine.template import CHATML, ChatTemplate
-from specchat.engine.textstream import TextStream
-from specchat.engine.threads import SharedThreadpool
+from specchat.engine.speculative.learned import LearnedStore, learned_key
+from specchat.engine.speculative.logprobs import token_logprob
+from specchat.engine.speculative.sampling import distribution, greedy, sample
+from specchat.engine.speculative.verify import known_prefix, verify_greedy, verify_sampling
 from specchat.engine.types import (
     DoneEvent,
     DrafterKind,
@@ -62,7 +63,6 @@ from specchat.engine.types import (
     TokenEvent,
     TokenLogprob,
 )
-from specchat.engine.verify import known_prefix, verify_greedy, verify_sampling
 from specchat.errors import ContextOverflowError, GpuOffloadError, LoadCancelled, SpecchatError
 
 
@@ -296,7 +296,7 @@ class SpeculativeEngine:
             if self._mismatch is not None:
                 if not spec.cross_vocab:
                     raise vocab_mismatch_error(self.target, self.draft_model, self._mismatch)
-                from specchat.engine.crossvocab import CrossVocabDrafter
+                from specchat.engine.speculative.crossvocab import CrossVocabDrafter
 
                 model = CrossVocabDrafter(self.target, self.draft_model, spec.p_min)
             else:
@@ -355,7 +355,7 @@ class SpeculativeEngine:
 
     def use_prompt_cache(self, cache: PromptCache | None) -> None:
         """Save both models' states after each reply and restore them before a prompt pass
-        (engine/prompt_cache.py); None: stop."""
+        (engine/llama/prompt_cache.py); None: stop."""
         self._prompt_cache = cache
         attach(cache, self.target, "target")
         attach(cache, self.draft_model, "draft")

@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from specchat.engine.llama import LlamaModel
-from specchat.engine.sampling import greedy
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.speculative.sampling import greedy
 
 REPS = 2  # timed repetitions per pass size (after one untimed warm-up pass)
 CATCHUP_BATCH = 16  # batch size timed for the draft's catch-up (prompt evaluation) cost

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from specchat.engine.llama import LlamaModel
+from specchat.engine.llama.model import LlamaModel
 from specchat.errors import CROSS_VOCAB_HINT, VocabMismatchError
 
 MAX_VOCAB_SIZE_DIFF = 128

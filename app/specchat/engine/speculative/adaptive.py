@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from specchat.engine.costs import CostModel, non_negative
+from specchat.engine.speculative.costs import CostModel, non_negative
 
 ACCEPT_DECAY = 0.97  # how fast old acceptance evidence fades (per round)
 PROBE_SHARE = 0.02  # most of the off time a probe may cost

@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from specchat.engine.adaptive import ACCEPT_DECAY, MARGIN
-from specchat.engine.costs import CostModel, non_negative
+from specchat.engine.speculative.adaptive import ACCEPT_DECAY, MARGIN
+from specchat.engine.speculative.costs import CostModel, non_negative
 from specchat.engine.types import DrafterCounters, DrafterKind
 
 if TYPE_CHECKING:
-    from specchat.engine.drafting import Draft
+    from specchat.engine.speculative.drafting import Draft
 
 SHORT = 2  # n-gram length of the fallback table (a match of at least this many tokens)
 LONG = 6  # n-gram length of the main table

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from specchat.engine.drafting import Draft, ModelDrafter, common_prefix
-from specchat.engine.llama import LlamaModel
-from specchat.engine.template import CHATML, ChatTemplate
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.llama.template import CHATML, ChatTemplate
+from specchat.engine.speculative.drafting import Draft, ModelDrafter, common_prefix
 from specchat.engine.types import GenerationSettings, Message
 
 GREEDY = GenerationSettings(temperature=0.0)

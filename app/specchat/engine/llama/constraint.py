@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 import llama_cpp as lc
 import numpy as np
 
-from specchat.engine.backend import captured_log
+from specchat.engine.llama.backend import captured_log
 from specchat.errors import SpecchatError
 
 Rows = Callable[[int], np.ndarray]  # row index -> target logits

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from specchat.engine.devices import Device, ggml_library
-from specchat.engine.devices import devices as local_devices
-from specchat.engine.rpc_runner import (
+from specchat.engine.llama.devices import Device, ggml_library
+from specchat.engine.llama.devices import devices as local_devices
+from specchat.engine.llama.rpc_runner import (
     QUERY_TIMEOUT_S,
     REBUILD_HINT,
     RpcRunner,
@@ -231,7 +231,7 @@ def _bind(lib: Any) -> None:
 
 def rpc_registry() -> int | None:
     """ggml's RPC backend registry, or None when this build has no RPC."""
-    from specchat.engine.backend import init_backend
+    from specchat.engine.llama.backend import init_backend
 
     init_backend()
     lib = ggml_library()

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import llama_cpp as lc
 import numpy as np
 
-from specchat.engine.backend import init_backend, model_keeps_state
-from specchat.engine.devices import has_gpu
-from specchat.engine.rpc import RpcPlacement
-from specchat.engine.threads import SharedThreadpool
+from specchat.engine.llama.backend import init_backend, model_keeps_state
+from specchat.engine.llama.devices import has_gpu
+from specchat.engine.llama.rpc import RpcPlacement
+from specchat.engine.llama.threads import SharedThreadpool
 from specchat.engine.types import ModelInfo, ModelSettings
 from specchat.errors import (
     ContextOverflowError,
@@ -32,7 +32,7 @@ from specchat.errors import (
 )
 
 if TYPE_CHECKING:
-    from specchat.engine.prompt_cache import ModelSnapshots
+    from specchat.engine.llama.prompt_cache import ModelSnapshots
 
 GGUF_MAGIC = b"GGUF"
 # Most rows of logits one pass may ask for: verification batches stay well under this
@@ -98,14 +98,14 @@ class LlamaModel:
         self._lock = threading.RLock()  # held by a running pass and by close()
         self._abort_cb = lc.ggml_abort_callback(self._should_abort)
         # Set when the model's layers are on RPC servers: calls that may talk to them go
-        # through its runner (see engine/rpc.py and rpc_runner.py).
+        # through its runner (see engine/llama/rpc.py and rpc_runner.py).
         self.rpc: RpcPlacement | None = None
         self.remote = ""  # which part is on RPC servers (ModelInfo.remote)
         # What the context was created with that shapes its KV cache (a saved state's key).
         self.context_params: dict[str, object] = {}
         # Prompt processing speed measured on long passes (a restored state's time saved).
         self.read_ms_per_token = 0.0
-        # The prompt cache this model's states go to and come from (engine/prompt_cache.py).
+        # The prompt cache this model's states go to and come from (engine/llama/prompt_cache.py).
         self.snapshots: ModelSnapshots | None = None
 
     # ---- loading ---------------------------------------------------------------------------
@@ -229,7 +229,7 @@ class LlamaModel:
                 lc.llama_batch_free(self._batch)
                 self._batch = None
             if self.rpc is not None and self.rpc.broken:
-                # Never freed: ggml would wait for a parked thread (engine/rpc_runner.py).
+                # Never freed: ggml would wait for a parked thread (engine/llama/rpc_runner.py).
                 self._ctx = self._model = None
                 return
             with contextlib.suppress(RpcConnectionError):
@@ -465,7 +465,7 @@ class LlamaModel:
                 out[m - 1] = True
             if self._should_abort(None) and n > ABORTABLE_TOKENS:
                 raise DecodeAborted(f"evaluation stopped on {self.path.name}")
-            if self.rpc is not None:  # a stuck server: a cancel gives up (engine/rpc_runner.py)
+            if self.rpc is not None:  # a stuck server: a cancel gives up (rpc_runner.py)
                 rc = self.rpc.runner.call(
                     _decode_and_wait, self._ctx, batch, give_up=self._giving_up
                 )
@@ -490,7 +490,7 @@ class LlamaModel:
         else:
             self.reset()
 
-    # ---- sequence state (the prompt cache, engine/prompt_cache.py) ---------------------------
+    # ---- sequence state (the prompt cache, engine/llama/prompt_cache.py) -----------------------
 
     def save_state(self) -> bytearray:
         """Sequence 0's state (its KV cells) as llama.cpp serializes it; `tokens` says what

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from specchat.engine.devices import ggml_library
+from specchat.engine.llama.devices import ggml_library
 from specchat.errors import RpcConnectionError, RpcUnavailableError
 
 # A pass that takes longer than this makes the runner check, every PROBE_EVERY_S, that the
@@ -54,7 +54,7 @@ def _set_abort_function() -> Callable[[Any], Any] | None:
     lib = ggml_library()
     fn = getattr(lib, "ggml_set_abort_callback", None) if lib is not None else None
     if fn is None:
-        from specchat.engine.threads import load_ggml_part
+        from specchat.engine.llama.threads import load_ggml_part
 
         base = load_ggml_part("ggml-base")
         fn = getattr(base, "ggml_set_abort_callback", None) if base is not None else None

@@ -68,7 +68,7 @@ def ggml_library() -> ctypes.CDLL | None:
 def _init_llama() -> bool:
     """Initialise llama.cpp the engine's way (quiet log); False when it cannot be loaded."""
     try:
-        from specchat.engine.backend import init_backend
+        from specchat.engine.llama.backend import init_backend
     except Exception:
         return False
     init_backend()

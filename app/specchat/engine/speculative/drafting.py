@@ -15,13 +15,13 @@ from typing import Protocol
 
 import numpy as np
 
-from specchat.engine.adaptive import DraftLengthController
-from specchat.engine.costs import CostModel
 from specchat.engine.limits import MAX_DRAFT
-from specchat.engine.llama import LlamaModel
-from specchat.engine.prompt_cache import restore_prefix
-from specchat.engine.sampling import distribution, greedy, sample, top_probability
-from specchat.engine.suffix import BUCKETS, SuffixDrafter, SuffixTrust
+from specchat.engine.llama.model import LlamaModel
+from specchat.engine.llama.prompt_cache import restore_prefix
+from specchat.engine.speculative.adaptive import DraftLengthController
+from specchat.engine.speculative.costs import CostModel
+from specchat.engine.speculative.sampling import distribution, greedy, sample, top_probability
+from specchat.engine.speculative.suffix import BUCKETS, SuffixDrafter, SuffixTrust
 from specchat.engine.types import (
     DrafterCounters,
     DrafterKind,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 if TYPE_CHECKING:
-    from specchat.engine.llama import LlamaModel
+    from specchat.engine.llama.model import LlamaModel
 
 MAGIC = b"SPCSEQ01"  # the format's version is part of the magic
 SUFFIX = ".seq"
