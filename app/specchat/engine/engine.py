@@ -42,6 +42,7 @@ from specchat.engine.llama import DecodeAborted, LlamaModel, default_threads
 from specchat.engine.logprobs import token_logprob
 from specchat.engine.prompt_cache import PromptCache, attach, restore_prefix, save_state
 from specchat.engine.sampling import distribution, greedy, sample
+from specchat.engine.suffix import SuffixHistory
 from specchat.engine.template import CHATML, ChatTemplate
 from specchat.engine.textstream import TextStream
 from specchat.engine.threads import SharedThreadpool
@@ -194,6 +195,7 @@ class SpeculativeEngine:
         # kept across settings changes (costs.CostModel).
         self.costs = CostModel()
         self._prompt_cache: PromptCache | None = None
+        self._history: SuffixHistory | None = None  # earlier requests (use_suffix_history)
         self._threadpool: SharedThreadpool | None = None
         # Why speculation cannot run with these models at all (said once, at load).
         self._no_speculation = _stateful_reason(target, draft)
@@ -359,6 +361,16 @@ class SpeculativeEngine:
         self._prompt_cache = cache
         attach(cache, self.target, "target")
         attach(cache, self.draft_model, "draft")
+
+    def use_suffix_history(self, history: SuffixHistory | None) -> None:
+        """Keep every finished request's prompt and reply in `history`, and let the suffix
+        drafter copy from it (the server's index of earlier requests); None: the conversation
+        alone (what the chat app does)."""
+        self._history = history
+
+    @property
+    def suffix_history(self) -> SuffixHistory | None:
+        return self._history
 
     def reset_cache(self) -> None:
         """Forget both KV caches (the next request evaluates its whole prompt)."""
@@ -582,6 +594,8 @@ class SpeculativeEngine:
             mode=self._spec.mode.value if drafter is not None else DraftMode.NONE.value,
             draft_max=self._spec.draft_max if drafter is not None else 0,
         )
+        if drafter is not None and drafter.suffix is not None:
+            drafter.suffix.history = self._history
         constraint = None
         if settings.grammar is not None:
             constraint = Constraint(self.target.vocab, self.target.n_vocab, settings.grammar)
@@ -697,6 +711,9 @@ class SpeculativeEngine:
         if draft.kind is not None:
             stats.add_drafts(draft.kind, len(draft.tokens), accepted)
             stats.draft_max = len(draft.tokens)
+            if draft.from_history:
+                stats.history_drafted += len(draft.tokens)
+                stats.history_accepted += accepted
         if reply.drafter is None:
             return
         steady_s = round_s - draft.paused_s  # a catch-up after a pause is no round's cost
@@ -718,6 +735,8 @@ class SpeculativeEngine:
         self._update_rates(stats, reply.t_first)
         self._save_learned()
         self._keep_prompt_states(reply)
+        if self._history is not None:  # what later requests may copy
+            self._history.add(reply.seq)
         yield from self._said(reply)
         switched_off = ctrl is not None and ctrl.switched_off
         announce = switched_off and not self._said_off

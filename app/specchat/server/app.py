@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from specchat.engine.constraint import GrammarError
+from specchat.engine.suffix import HISTORY_TOKENS, SuffixHistory
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.errors import ContextOverflowError, SpecchatError
 from specchat.server import completions as text
@@ -51,6 +52,8 @@ class ServerConfig:
     max_queue: int = MAX_QUEUE
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API ("*": any)
     keepalive_s: float = KEEPALIVE_S
+    # tokens of earlier requests (prompts and replies) the suffix drafter may copy from; 0: off
+    suffix_history: int = HISTORY_TOKENS
 
 
 class Channel:
@@ -74,6 +77,8 @@ class ApiState:
         self.config = config
         self.engine = engine
         self.syntax = syntax_of(engine.template.source)  # how its model writes tool calls
+        if config.suffix_history > 0:
+            engine.use_suffix_history(SuffixHistory(config.suffix_history))
         self.worker = EngineWorker(engine, max_waiting=config.max_queue)
         self.stopping = threading.Event()
 

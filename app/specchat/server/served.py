@@ -14,6 +14,7 @@ from specchat.engine.types import Event, GenerationSettings, Message
 
 if TYPE_CHECKING:
     from specchat.engine.llama import LlamaModel
+    from specchat.engine.suffix import SuffixHistory
     from specchat.engine.template import ChatTemplate
 
 
@@ -40,3 +41,5 @@ class ServedEngine(ChatEngine, Protocol):
     ) -> Iterator[Event]: ...
 
     def reset_cache(self) -> None: ...
+
+    def use_suffix_history(self, history: SuffixHistory | None) -> None: ...
