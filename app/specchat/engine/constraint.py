@@ -2,10 +2,26 @@
 
 Every token the target picks is picked from its logits masked by the grammar (tokens the
 grammar refuses get -inf). The grammar's state advances only through tokens the reply keeps:
-a round's drafts are checked against a clone of the state (`trial_rows`), and only the accepted
+a round's drafts are checked against a clone of the state (`trial`), and only the accepted
 ones plus the target's own token reach the real state (`settle`); rejected drafts never touch
 it. Greedy output is then the target alone's under the same grammar, token for token, and
 sampling draws from the masked target distribution (speculative sampling keeps any p).
+
+Masking the whole vocabulary (152k tokens for Qwen) is the grammar's cost, so it is done only
+where a pick needs it, and each shortcut gives exactly the masked distribution:
+- greedy: the unmasked argmax when the grammar allows it (then it is the masked argmax too);
+- top-k sampling: the grammar checks the likeliest candidates only (max(4k, 256) of them); when
+  k of them are allowed and the k-th allowed one is likelier than every token left out, masking
+  those candidates alone gives the same top-k set, hence the same distribution, bit for bit;
+- sampling without truncation (temperature only: top-p 1, min-p 0) for the target's own pick
+  (no draft, a deterministic draft's sample-and-match, the bonus token): llama.cpp's
+  check-the-sample-first. Draw x from the unmasked p; keep it when the grammar allows it, else
+  mask and draw from the masked p / Z (Z: the allowed mass). Then P(x) = p(x) + (1 - Z) p(x) / Z
+  = p(x) / Z for every allowed x: the masked distribution. With top-p or min-p the unmasked
+  nucleus is not the masked one, so those masks are built whole;
+- a draft model's token is accepted with probability min(1, p(x) / q(x)) where p(x) is the
+  masked probability, whose normaliser Z needs the whole mask (and so does the residual after a
+  rejection): those rows are masked whole unless top-k applies.
 
 llama.cpp aborts the process when a grammar is fed a token it refuses, so every token is
 checked against the mask before it is accepted."""
@@ -25,9 +41,12 @@ import llama_cpp as lc
 import numpy as np
 
 from specchat.engine.backend import captured_log
+from specchat.engine.sampling import distribution, greedy, sample
+from specchat.engine.types import GenerationSettings
 from specchat.errors import SpecchatError
 
 Rows = Callable[[int], np.ndarray]  # row index -> target logits
+TOP_K_CANDIDATES = 256  # top-k sampling: at least this many of the likeliest tokens are checked
 
 # llama_token_data {int32 id; float logit; float p}, as a numpy record for the whole vocabulary
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
@@ -76,26 +95,46 @@ class Constraint:
         """Logits to pick the next token from, under the grammar's current state."""
         return self._constrain(self._sampler, logits, greedy)
 
+    def pick(
+        self, logits: np.ndarray, settings: GenerationSettings, rng: np.random.Generator
+    ) -> int:
+        """The target's own token from `logits` under the grammar's current state, drawn from
+        the masked distribution (not yet accepted)."""
+        return self._pick(self._sampler, logits, settings, rng)
+
     def accept(self, token: int) -> None:
-        """The reply keeps `token` (picked from `constrain`'s logits)."""
+        """The reply keeps `token` (picked from `constrain`'s logits, or by `pick`)."""
         _accept(self._sampler, token, self._one)
 
     # ---- a round of drafts -------------------------------------------------------------------
 
-    def trial_rows(self, rows: Rows, draft: Sequence[int], greedy: bool) -> Rows:
-        """`rows`, masked for verifying `draft`: row i under the state after draft[:i], which
-        verification asks for only once it has kept draft[:i] (rows are read in order)."""
+    def trial(
+        self,
+        rows: Rows,
+        draft: Sequence[int],
+        settings: GenerationSettings,
+        rng: np.random.Generator,
+    ) -> tuple[Rows, Callable[[int], int]]:
+        """For verifying `draft`: `rows` masked (row i under the state after draft[:i]), and
+        the target's own pick at row i under that state (`pick`'s shortcuts). Verification
+        asks for row i only once it has kept draft[:i] (rows are read in order)."""
         self._drop_trial()
         trial = lc.llama_sampler_clone(self._sampler)
         self._trial, self._trial_kept = trial, 0
 
-        def masked(i: int) -> np.ndarray:
+        def at(i: int) -> ctypes.c_void_p:
             while self._trial_kept < i:
                 _accept(trial, draft[self._trial_kept], self._one)
                 self._trial_kept += 1
-            return self._constrain(trial, rows(i), greedy)
+            return trial
 
-        return masked
+        def masked(i: int) -> np.ndarray:
+            return self._constrain(at(i), rows(i), settings)
+
+        def own(i: int) -> int:
+            return self._pick(at(i), rows(i), settings, rng)
+
+        return masked, own
 
     def settle(self, draft: Sequence[int], accepted: int, next_token: int) -> None:
         """The round kept draft[:accepted] and then next_token: the real state takes exactly
@@ -116,13 +155,69 @@ class Constraint:
 
     # ---- masking -----------------------------------------------------------------------------
 
-    def _constrain(self, sampler: ctypes.c_void_p, logits: np.ndarray, greedy: bool) -> np.ndarray:
-        """Greedy: the raw row when its argmax is allowed (the masked argmax is then the same
-        token; llama.cpp's common sampler checks the pick first too), else the masked row.
-        Sampling: the masked row (the whole distribution matters)."""
-        if greedy and _allows(sampler, int(np.argmax(logits)), self._one):
+    def _constrain(
+        self,
+        sampler: ctypes.c_void_p,
+        logits: np.ndarray,
+        settings: GenerationSettings | bool,
+    ) -> np.ndarray:
+        """Logits that give the masked distribution under `settings` (True: greedy, False:
+        any sampling). Greedy: the raw row when its argmax is allowed (the masked argmax is then
+        the same token; llama.cpp's common sampler checks the pick first too). Top-k: the top
+        candidates masked (`_top_k_masked`). Else the whole row masked."""
+        is_greedy = settings if isinstance(settings, bool) else settings.greedy
+        if is_greedy and _allows(sampler, int(np.argmax(logits)), self._one):
             return logits
+        if not isinstance(settings, bool) and not is_greedy:
+            masked = self._top_k_masked(sampler, logits, settings.top_k)
+            if masked is not None:
+                return masked
         return self._mask(sampler, logits)
+
+    def _pick(
+        self,
+        sampler: ctypes.c_void_p,
+        logits: np.ndarray,
+        settings: GenerationSettings,
+        rng: np.random.Generator,
+    ) -> int:
+        """A draw from the masked distribution: sampling without truncation draws from the
+        unmasked one first and keeps an allowed draw (see the module's note: exact)."""
+        if settings.greedy:
+            return greedy(self._constrain(sampler, logits, settings))
+        untruncated = settings.top_k <= 0 and settings.top_p >= 1.0 and settings.min_p <= 0.0
+        if untruncated:
+            token = sample(distribution(logits, settings), rng)
+            if _allows(sampler, token, self._one):
+                return token
+        return sample(distribution(self._constrain(sampler, logits, settings), settings), rng)
+
+    def _top_k_masked(
+        self, sampler: ctypes.c_void_p, logits: np.ndarray, k: int
+    ) -> np.ndarray | None:
+        """For top-k sampling: the row with every token but the allowed ones among the
+        likeliest max(4k, TOP_K_CANDIDATES) at -inf, when that set holds k allowed tokens and
+        its k-th likeliest allowed token is likelier than every token outside it (then the
+        top-k set after masking, and the distribution, are the whole mask's); else None."""
+        n = len(logits)
+        m = max(4 * k, TOP_K_CANDIDATES)
+        if k <= 0 or k >= n or m >= n:
+            return None
+        ids = np.argpartition(logits, n - m)[n - m :]
+        cand = np.zeros(m, dtype=_TOKEN_DATA)
+        cand["id"] = ids
+        cand["logit"] = logits[ids]
+        floor = float(cand["logit"].min())
+        _apply(sampler, cand)
+        allowed = cand[np.isfinite(cand["logit"])]
+        if len(allowed) < k:
+            return None
+        kth = float(np.partition(allowed["logit"], len(allowed) - k)[len(allowed) - k])
+        if not kth > floor:
+            return None  # a token left out may tie the k-th: mask the whole row
+        out = np.full(n, -np.inf, dtype=logits.dtype)
+        out[allowed["id"]] = allowed["logit"]
+        return out
 
     def _mask(self, sampler: ctypes.c_void_p, logits: np.ndarray) -> np.ndarray:
         cand = self._all

@@ -131,7 +131,9 @@ class _Reply:
     def pick(self, logits: np.ndarray) -> int:
         """The target's own token from one row of logits (under the grammar, if any)."""
         if self.constraint is not None:
-            logits = self.constraint.constrain(logits, self.settings.greedy)
+            token = self.constraint.pick(logits, self.settings, self.rng)
+            self.constraint.accept(token)
+            return token
         if self.settings.greedy:
             token = greedy(logits)
         else:
@@ -685,13 +687,13 @@ class SpeculativeEngine:
             reply.pending = [(reply.pick(target.logits(-1)), Origin.TARGET)]
             reply.note_logprobs(lambda _: target.logits(-1))
             return 0
-        rows, constraint = target.logits, reply.constraint
+        rows, constraint, pick = target.logits, reply.constraint, None
         if constraint is not None:  # rows masked by the grammar; it keeps only what is kept
-            rows = constraint.trial_rows(rows, tokens, settings.greedy)
+            rows, pick = constraint.trial(rows, tokens, settings, reply.rng)
         if settings.greedy:
             verdict = verify_greedy(rows, tokens)
         else:
-            verdict = verify_sampling(rows, tokens, draft.q, settings, reply.rng)
+            verdict = verify_sampling(rows, tokens, draft.q, settings, reply.rng, pick)
         if constraint is not None:
             constraint.settle(tokens, verdict.accepted, verdict.next_token)
         accepted = verdict.accepted
