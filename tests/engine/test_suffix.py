@@ -181,8 +181,10 @@ def test_the_history_is_bounded_and_evicts_the_oldest_requests() -> None:
     rebuilt = SuffixHistory(2_000)
     for r in requests[-2:]:
         rebuilt.add(r)
-    shifted = {k: ([p - history.base for p in v] if isinstance(v, list) else v - history.base)
-               for k, v in history._table.items()}
+    shifted = {
+        k: ([p - history.base for p in v] if isinstance(v, list) else v - history.base)
+        for k, v in history._table.items()
+    }
     assert shifted == rebuilt._table  # eviction left exactly what indexing the rest builds
     assert list(history.tokens) == list(rebuilt.tokens)
     # an evicted request is no longer proposed; a kept one is
@@ -210,3 +212,16 @@ def test_a_resend_after_its_first_part_was_evicted_is_stored_again() -> None:
     history.add(_words(303, 500))  # evicts the oldest: `first`'s tokens are gone
     added = history.add([*second, *_words(304, 100)])
     assert added > 1_000  # the whole conversation again, not just its last 100 tokens
+
+
+def test_a_resend_whose_start_must_make_room_is_stored_whole() -> None:
+    """Making room for a resend's new part can evict the request holding its start: then the
+    whole conversation is stored again, not a tail whose start is gone."""
+    from specchat.engine.suffix import SuffixHistory
+
+    history = SuffixHistory(2_000)
+    first = _words(400, 1_200)
+    history.add(first)
+    added = history.add([*first, *_words(401, 900)])  # 900 new do not fit beside the 1200
+    assert added == 2_000 - 1  # all of it, (its end, as it exceeds the store)
+    assert history.requests == 1

@@ -257,14 +257,16 @@ class SuffixHistory:
             return 0
         hashes = _block_hashes(seq)  # and the whole request's last: an exact resend
         hashes.append(hash((hashes[-1] if hashes else 0, tuple(seq[len(hashes) * BLOCK :]))))
-        known, holder = self._known_prefix(hashes, len(seq))
-        if len(seq) - known < LONG:
-            return 0  # nothing new worth a match
-        part = list(seq[max(known - MAX_MATCH, 0) :])
-        whole = len(part) < self.budget
-        if not whole:  # larger than the whole store: its end
-            part = part[len(part) + 1 - self.budget :]
-        while self._stored and len(self.tokens) + len(part) + 1 > self.budget:
+        while True:  # room for what is new, evicting the oldest (which may be what was known)
+            known, holder = self._known_prefix(hashes, len(seq))
+            if len(seq) - known < LONG:
+                return 0  # nothing new worth a match
+            part = list(seq[max(known - MAX_MATCH, 0) :])
+            whole = len(part) < self.budget
+            if not whole:  # larger than the whole store: its end
+                part = part[len(part) + 1 - self.budget :]
+            if not self._stored or len(self.tokens) + len(part) + 1 <= self.budget:
+                break
             self._evict()
         stored = _Stored(self._next_id, self.base + len(self.tokens), len(part) + 1, [])
         self._next_id += 1
