@@ -597,7 +597,11 @@ class SpeculativeEngine:
             draft_max=self._spec.draft_max if drafter is not None else 0,
         )
         if drafter is not None and drafter.suffix is not None:
-            drafter.suffix.history = self._history
+            # Sampling with a seed: the same request gives the same reply only if it is drafted
+            # the same (the draws verification uses depend on the drafts), so it copies from its
+            # own conversation alone, as the identical earlier request did.
+            seeded = not settings.greedy and settings.seed is not None
+            drafter.suffix.history = None if seeded else self._history
         constraint = None
         if settings.grammar is not None:
             constraint = Constraint(self.target.vocab, self.target.n_vocab, settings.grammar)
