@@ -10,9 +10,10 @@ sampling draws from the masked target distribution (speculative sampling keeps a
 Masking the whole vocabulary (152k tokens for Qwen) is the grammar's cost, so it is done only
 where a pick needs it, and each shortcut gives exactly the masked distribution:
 - greedy: the unmasked argmax when the grammar allows it (then it is the masked argmax too);
-- top-k sampling: the grammar checks the likeliest candidates only (max(4k, 256) of them); when
-  k of them are allowed and the k-th allowed one is likelier than every token left out, masking
-  those candidates alone gives the same top-k set, hence the same distribution, bit for bit;
+- top-k sampling: the grammar checks the likeliest candidates only (max(4k, 256) of them, then
+  16 times as many); when k of them are allowed and the k-th allowed one is likelier than every
+  token left out, masking those candidates alone gives the same top-k set, hence the same
+  distribution, bit for bit;
 - sampling without truncation (temperature only: top-p 1, min-p 0) for the target's own pick
   (no draft, a deterministic draft's sample-and-match, the bonus token): llama.cpp's
   check-the-sample-first. Draw x from the unmasked p; keep it when the grammar allows it, else
@@ -196,28 +197,33 @@ class Constraint:
         self, sampler: ctypes.c_void_p, logits: np.ndarray, k: int
     ) -> np.ndarray | None:
         """For top-k sampling: the row with every token but the allowed ones among the
-        likeliest max(4k, TOP_K_CANDIDATES) at -inf, when that set holds k allowed tokens and
-        its k-th likeliest allowed token is likelier than every token outside it (then the
-        top-k set after masking, and the distribution, are the whole mask's); else None."""
+        likeliest m at -inf, when those m hold k allowed tokens and the k-th likeliest allowed
+        one is likelier than every token left out (then the top-k set after masking, and the
+        distribution, are the whole mask's); else None. m is max(4k, TOP_K_CANDIDATES), then
+        16 times that where the grammar allows too few of them."""
         n = len(logits)
         m = max(4 * k, TOP_K_CANDIDATES)
-        if k <= 0 or k >= n or m >= n:
+        if k <= 0 or k >= n:
             return None
-        ids = np.argpartition(logits, n - m)[n - m :]
-        cand = np.zeros(m, dtype=_TOKEN_DATA)
-        cand["id"] = ids
-        cand["logit"] = logits[ids]
-        floor = float(cand["logit"].min())
-        _apply(sampler, cand)
-        allowed = cand[np.isfinite(cand["logit"])]
-        if len(allowed) < k:
-            return None
-        kth = float(np.partition(allowed["logit"], len(allowed) - k)[len(allowed) - k])
-        if not kth > floor:
-            return None  # a token left out may tie the k-th: mask the whole row
-        out = np.full(n, -np.inf, dtype=logits.dtype)
-        out[allowed["id"]] = allowed["logit"]
-        return out
+        for size in (m, 16 * m):
+            if size >= n:
+                return None
+            ids = np.argpartition(logits, n - size)[n - size :]
+            cand = np.zeros(size, dtype=_TOKEN_DATA)
+            cand["id"] = ids
+            cand["logit"] = logits[ids]
+            floor = float(cand["logit"].min())
+            _apply(sampler, cand)
+            allowed = cand[np.isfinite(cand["logit"])]
+            if len(allowed) < k:
+                continue
+            kth = float(np.partition(allowed["logit"], len(allowed) - k)[len(allowed) - k])
+            if not kth > floor:
+                continue  # a token left out may tie the k-th: look further
+            out = np.full(n, -np.inf, dtype=logits.dtype)
+            out[allowed["id"]] = allowed["logit"]
+            return out
+        return None
 
     def _mask(self, sampler: ctypes.c_void_p, logits: np.ndarray) -> np.ndarray:
         cand = self._all
