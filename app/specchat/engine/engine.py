@@ -370,10 +370,6 @@ class SpeculativeEngine:
         alone (what the chat app does)."""
         self._history = history
 
-    @property
-    def suffix_history(self) -> SuffixHistory | None:
-        return self._history
-
     def reset_cache(self) -> None:
         """Forget both KV caches (the next request evaluates its whole prompt)."""
         self.target.reset()
