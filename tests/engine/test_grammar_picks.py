@@ -61,6 +61,7 @@ def test_top_k_over_the_likeliest_candidates_is_the_whole_mask_bit_for_bit(vocab
     [
         GenerationSettings(temperature=1.0),  # sample first, mask only on a refusal
         GenerationSettings(temperature=0.7, top_k=5),  # the candidates' mask
+        GenerationSettings(temperature=1.0, top_k=40),  # too few allowed candidates: sample first
         GenerationSettings(temperature=1.0, top_p=0.9),  # the whole mask
     ],
 )

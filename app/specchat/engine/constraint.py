@@ -10,16 +10,19 @@ sampling draws from the masked target distribution (speculative sampling keeps a
 Masking the whole vocabulary (152k tokens for Qwen) is the grammar's cost, so it is done only
 where a pick needs it, and each shortcut gives exactly the masked distribution:
 - greedy: the unmasked argmax when the grammar allows it (then it is the masked argmax too);
-- top-k sampling: the grammar checks the likeliest candidates only (max(4k, 256) of them, then
-  16 times as many); when k of them are allowed and the k-th allowed one is likelier than every
-  token left out, masking those candidates alone gives the same top-k set, hence the same
-  distribution, bit for bit;
-- sampling without truncation (temperature only: top-p 1, min-p 0) for the target's own pick
-  (no draft, a deterministic draft's sample-and-match, the bonus token): llama.cpp's
-  check-the-sample-first. Draw x from the unmasked p; keep it when the grammar allows it, else
-  mask and draw from the masked p / Z (Z: the allowed mass). Then P(x) = p(x) + (1 - Z) p(x) / Z
-  = p(x) / Z for every allowed x: the masked distribution. With top-p or min-p the unmasked
-  nucleus is not the masked one, so those masks are built whole;
+- top-k sampling: the grammar checks the likeliest candidates only (max(4k, 256) of them);
+  when k of them are allowed and the k-th allowed one is likelier than every token left out,
+  masking those candidates alone gives the same top-k set, hence the same distribution, bit for
+  bit;
+- sampling with temperature, maybe top-k, no top-p or min-p, for the target's own pick (no
+  draft, a deterministic draft's sample-and-match, the bonus token): llama.cpp's
+  check-the-sample-first, made exact. The masked distribution is p(x) / Z on S, where p is
+  the untruncated softmax, S the allowed tokens (with top-k: the k likeliest of them) and Z
+  = p(S). Draw x from p; keep it when x is in S (the grammar allows it, and with top-k fewer than
+  k allowed tokens are likelier), else mask and draw from p / Z. Then P(x) = p(x) + (1 - Z)
+  p(x) / Z = p(x) / Z for every x in S. Drawing from the top-k-truncated p first, as llama.cpp
+  does, would not be exact (its top k need not be S's), nor would any draw under top-p or min-p
+  (the unmasked nucleus is not the masked one): those masks are built whole;
 - a draft model's token is accepted with probability min(1, p(x) / q(x)) where p(x) is the
   masked probability, whose normaliser Z needs the whole mask (and so does the residual after a
   rejection): those rows are masked whole unless top-k applies.
@@ -37,6 +40,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 import llama_cpp as lc
 import numpy as np
@@ -186,44 +190,58 @@ class Constraint:
         unmasked one first and keeps an allowed draw (see the module's note: exact)."""
         if settings.greedy:
             return greedy(self._constrain(sampler, logits, settings))
-        untruncated = settings.top_k <= 0 and settings.top_p >= 1.0 and settings.min_p <= 0.0
-        if untruncated:
-            token = sample(distribution(logits, settings), rng)
-            if _allows(sampler, token, self._one):
+        k = settings.top_k if 0 < settings.top_k < len(logits) else 0
+        masked = self._top_k_masked(sampler, logits, k) if k else None
+        if masked is None and settings.top_p >= 1.0 and settings.min_p <= 0.0:
+            # sample first, from the untruncated p: keep an allowed draw that top-k would keep
+            token = sample(distribution(logits, replace(settings, top_k=0)), rng)
+            if _allows(sampler, token, self._one) and (
+                not k or self._in_top_k(sampler, logits, token, k)
+            ):
                 return token
-        return sample(distribution(self._constrain(sampler, logits, settings), settings), rng)
+        if masked is None:
+            masked = self._mask(sampler, logits)
+        return sample(distribution(masked, settings), rng)
 
     def _top_k_masked(
         self, sampler: ctypes.c_void_p, logits: np.ndarray, k: int
     ) -> np.ndarray | None:
         """For top-k sampling: the row with every token but the allowed ones among the
-        likeliest m at -inf, when those m hold k allowed tokens and the k-th likeliest allowed
-        one is likelier than every token left out (then the top-k set after masking, and the
-        distribution, are the whole mask's); else None. m is max(4k, TOP_K_CANDIDATES), then
-        16 times that where the grammar allows too few of them."""
+        likeliest max(4k, TOP_K_CANDIDATES) at -inf, when that set holds k allowed tokens and
+        its k-th likeliest allowed token is likelier than every token outside it (then the
+        top-k set after masking, and the distribution, are the whole mask's); else None."""
         n = len(logits)
         m = max(4 * k, TOP_K_CANDIDATES)
-        if k <= 0 or k >= n:
+        if k <= 0 or k >= n or m >= n:
             return None
-        for size in (m, 16 * m):
-            if size >= n:
-                return None
-            ids = np.argpartition(logits, n - size)[n - size :]
-            cand = np.zeros(size, dtype=_TOKEN_DATA)
-            cand["id"] = ids
-            cand["logit"] = logits[ids]
-            floor = float(cand["logit"].min())
-            _apply(sampler, cand)
-            allowed = cand[np.isfinite(cand["logit"])]
-            if len(allowed) < k:
-                continue
-            kth = float(np.partition(allowed["logit"], len(allowed) - k)[len(allowed) - k])
-            if not kth > floor:
-                continue  # a token left out may tie the k-th: look further
-            out = np.full(n, -np.inf, dtype=logits.dtype)
-            out[allowed["id"]] = allowed["logit"]
-            return out
-        return None
+        ids = np.argpartition(logits, n - m)[n - m :]
+        cand = np.zeros(m, dtype=_TOKEN_DATA)
+        cand["id"] = ids
+        cand["logit"] = logits[ids]
+        floor = float(cand["logit"].min())
+        _apply(sampler, cand)
+        allowed = cand[np.isfinite(cand["logit"])]
+        if len(allowed) < k:
+            return None
+        kth = float(np.partition(allowed["logit"], len(allowed) - k)[len(allowed) - k])
+        if not kth > floor:
+            return None  # a token left out may tie the k-th: mask the whole row
+        out = np.full(n, -np.inf, dtype=logits.dtype)
+        out[allowed["id"]] = allowed["logit"]
+        return out
+
+    def _in_top_k(self, sampler: ctypes.c_void_p, logits: np.ndarray, token: int, k: int) -> bool:
+        """Whether an allowed `token` is among the k likeliest allowed ones (ties with the k-th
+        included, as top-k keeps them): fewer than k allowed tokens are likelier. Always
+        answered (never a guess: the sample-first draw is exact only if every x in S is kept);
+        a draw is rarely deep in the ranking, so few tokens are checked."""
+        above = np.flatnonzero(logits > logits[token])
+        if len(above) < k:
+            return True
+        cand = np.zeros(len(above), dtype=_TOKEN_DATA)
+        cand["id"] = above
+        _apply(sampler, cand)
+        return int(np.isfinite(cand["logit"]).sum()) < k
 
     def _mask(self, sampler: ctypes.c_void_p, logits: np.ndarray) -> np.ndarray:
         cand = self._all
