@@ -1,5 +1,6 @@
-"""The one keep-alive loop both streams (chat, text completion) use: comments while nothing
-comes, batches as the stream renders them, the job cancelled however the stream ends."""
+"""Server parts without a model: the one keep-alive loop both streams (chat, text completion)
+use (comments while nothing comes, batches as the stream renders them, the job cancelled however
+the stream ends), and the --suffix-history flag's bound."""
 
 from __future__ import annotations
 
@@ -47,3 +48,11 @@ def test_a_client_gone_mid_stream_cancels_the_job() -> None:
         return job.cancel.is_set()
 
     assert asyncio.run(scenario())
+
+
+def test_a_negative_suffix_history_is_one_line_and_exit_2(capsys, tmp_path) -> None:
+    from specchat.cli import main
+
+    assert main(["serve", "--suffix-history", "-1", "--target", str(tmp_path / "x.gguf")]) == 2
+    err = capsys.readouterr().err
+    assert "--suffix-history must be 0 or more" in err and err.count("\n") == 1
