@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from specchat.engine.llama.constraint import Constraint
 from specchat.engine.llama.model import LlamaModel
+from specchat.engine.speculative.constraint import Constraint
 from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.speculative.sampling import distribution
 from specchat.engine.types import GenerationSettings, Message, ModelSettings

@@ -205,3 +205,28 @@ def test_a_snapshot_carries_what_every_drafter_learned() -> None:
     assert fresh.model.controller.acceptance == c.model.controller.acceptance
     assert fresh.costs.verify_ratio(9) == c.costs.verify_ratio(9)
     assert not fresh.restore({**c.snapshot(), "version": 1})
+
+
+def test_a_history_proposal_is_drafted_and_learned_under_its_own_trust() -> None:
+    """The chain drafts a continuation found only in an earlier request, marks the draft as
+    such (the stats' history_* counts), and credits the history's trust, not the
+    conversation's; a rebuilt chain keeps both."""
+    from specchat.engine.speculative.suffix import SuffixHistory
+
+    history = SuffixHistory(10_000)
+    history.add([*range(5000, 5100)])  # an earlier request
+    c = chain(None, cpu_costs())
+    assert c.suffix is not None
+    c.suffix.history = history
+    context = [7, 8, 9, *range(5000, 5030)]  # this one quotes 30 of its tokens
+    c.begin(context, None)
+    d = c.draft(context, 16, GREEDY, RNG)
+    assert d.kind is DrafterKind.SUFFIX and d.from_history
+    assert d.tokens == list(range(5030, 5030 + len(d.tokens))) and d.tokens
+    local = c.suffix.trust.acceptance(30)
+    c.after_round(d, len(d.tokens), 0.2)
+    assert c.suffix.trust.acceptance(30) == local  # the conversation's trust is untouched
+    assert c.suffix.history_trust.acceptance(30) > local
+    rebuilt = chain(None, cpu_costs())
+    rebuilt.learn_from(c)
+    assert rebuilt.suffix is not None and rebuilt.suffix.history_trust is c.suffix.history_trust

@@ -1,4 +1,4 @@
-"""Grammar-constrained generation under speculation (engine/llama/constraint.py) on real models:
+"""Grammar-constrained generation under speculation (speculative/constraint.py) on real models:
 greedy output equals the target alone under the same grammar, token for token, with the suffix
 drafter and with a draft model; sampling keeps the masked target distribution; a grammar the
 parser refuses is a clear error."""
@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from specchat.engine.llama.constraint import GrammarError
+from specchat.engine.speculative.constraint import GrammarError
 from specchat.engine.speculative.loop import SpeculativeEngine
 from specchat.engine.types import (
     DraftMode,
@@ -101,3 +101,19 @@ def test_a_grammar_the_parser_refuses_is_one_clear_error(real_models):
         assert ok.token_ids  # the engine goes on serving
     finally:
         e.close()
+
+
+def test_sampling_without_truncation_keeps_the_masked_distribution(real_models, derived_models):
+    """Temperature alone: the target's own picks (the first token, the bonus) take llama.cpp's
+    sample-first shortcut, a drafted token's row the whole mask; the 2nd token still follows the
+    exact masked distribution. A grammar of few words keeps the exact computation small."""
+    target = real_models["smollm2"]
+    grammar = 'root ::= ("yes" | "no" | "maybe") " " ("red" | "green" | "blue")'
+    gen = GenerationSettings(temperature=1.0, max_tokens=3, grammar=grammar)
+    spec = engine(target, derived_models["smollm2-q4_0"], draft_max=3, adaptive=False)
+    try:
+        assert_second_token_distribution(
+            spec, target, n=300, gen=gen, messages=[Message("user", "Answer, then a colour.")]
+        )
+    finally:
+        spec.close()

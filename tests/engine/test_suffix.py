@@ -101,3 +101,127 @@ def test_a_long_match_is_followed_as_far_as_the_earlier_text_agrees() -> None:
     index.extend(text[FOLLOW_MATCH - 2 : FOLLOW_MATCH])
     long = index.propose(64)
     assert long.match_len == FOLLOW_MATCH and long.tokens == text[FOLLOW_MATCH : FOLLOW_MATCH + 64]
+
+
+# ---- the server-wide index of earlier requests (SuffixHistory) ---------------------------------
+
+
+def _words(seed: int, n: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randrange(1000, 30000) for _ in range(n)]
+
+
+def test_a_continuation_learned_only_from_an_earlier_request_is_proposed() -> None:
+    from specchat.engine.speculative.suffix import SuffixHistory
+
+    earlier = _words(1, 300)  # an earlier request: its prompt and reply
+    history = SuffixHistory(10_000)
+    assert history.add(earlier) == 300
+    drafter = SuffixDrafter(history)
+    prompt = _words(2, 50) + earlier[100:120]  # a new conversation quotes 20 of its tokens
+    drafter.begin(prompt)
+    p = drafter.propose(prompt, 16)
+    assert p.from_history and p.match_len == 20
+    assert p.tokens == earlier[120:136]  # what followed there
+    assert drafter.trust_for(p) is drafter.history_trust
+    without = SuffixDrafter()
+    without.begin(prompt)
+    assert without.propose(prompt, 16).tokens == []  # the conversation alone has nothing
+
+
+def test_the_conversation_s_own_match_wins_when_it_is_as_long() -> None:
+    from specchat.engine.speculative.suffix import SuffixHistory
+
+    shared = _words(3, 30)
+    history = SuffixHistory(10_000)
+    history.add([*shared, 7, 7, 7, 7, 7, 7, 7, 7])  # earlier: the shared text, then sevens
+    context = [*shared, 5, 5, 5, 5, 5, 5, 5, 5, 0, *shared]  # here: the same text, then fives
+    drafter = SuffixDrafter(history)
+    drafter.begin(context)
+    p = drafter.propose(context, 8)
+    assert not p.from_history and p.tokens[:3] == [5, 5, 5]
+    # a longer match in the history than in the conversation: the history's
+    longer = [*_words(4, 40), *shared[10:], 1, 2, 3]  # the conversation has 20 of its 30 tokens
+    history.add([*_words(4, 40), *shared[10:], 1, 2, 3, 4, 5, 6, 7, 8])
+    drafter2 = SuffixDrafter(history)
+    context2 = [*shared, 9, 9, *_words(5, 10), *longer[-25:]]
+    drafter2.begin(context2)
+    p2 = drafter2.propose(context2, 4)
+    assert p2.from_history and p2.tokens == [4, 5, 6, 7]
+
+
+def test_a_resent_conversation_is_stored_once() -> None:
+    from specchat.engine.speculative.suffix import BLOCK, MAX_MATCH, SuffixHistory
+
+    history = SuffixHistory(100_000)
+    turn = _words(6, 1000)
+    assert history.add(turn) == 1000
+    assert history.add(turn) == 0  # the same request again: nothing new
+    longer = [*turn, *_words(7, 500)]  # the next turn resends it all and adds 500 tokens
+    added = history.add(longer)
+    known = len(turn) // BLOCK * BLOCK
+    assert added == len(longer) - known + MAX_MATCH < 700
+    # the join is covered: a match that spans it is found
+    drafter = SuffixDrafter(history)
+    context = [*_words(8, 20), *longer[990:1010]]
+    drafter.begin(context)
+    p = drafter.propose(context, 5)
+    assert p.from_history and p.tokens == longer[1010:1015]
+
+
+def test_the_history_is_bounded_and_evicts_the_oldest_requests() -> None:
+    from specchat.engine.speculative.suffix import SuffixHistory
+
+    history = SuffixHistory(2_000)
+    requests = [_words(100 + i, 700) for i in range(10)]
+    for r in requests:
+        history.add(r)
+        assert len(history) <= 2_000
+    assert history.requests == 2  # 2 x 701 fit, 3 do not
+    rebuilt = SuffixHistory(2_000)
+    for r in requests[-2:]:
+        rebuilt.add(r)
+    shifted = {
+        k: ([p - history.base for p in v] if isinstance(v, list) else v - history.base)
+        for k, v in history._table.items()
+    }
+    assert shifted == rebuilt._table  # eviction left exactly what indexing the rest builds
+    assert list(history.tokens) == list(rebuilt.tokens)
+    # an evicted request is no longer proposed; a kept one is
+    for r, found in ((requests[0], False), (requests[-1], True)):
+        drafter = SuffixDrafter(history)
+        context = [1, 2, *r[200:230]]
+        drafter.begin(context)
+        assert drafter.propose(context, 4).from_history is found
+    # a request larger than the whole budget keeps its end
+    history.add(_words(200, 5_000))
+    assert len(history) <= 2_000 and history.requests == 1
+    assert SuffixHistory(0).add(requests[0]) == 0
+
+
+def test_a_resend_after_its_first_part_was_evicted_is_stored_again() -> None:
+    from specchat.engine.speculative.suffix import SuffixHistory
+
+    history = SuffixHistory(3_500)
+    first = _words(300, 1_000)
+    history.add(first)
+    history.add(_words(301, 1_500))
+    second = [*first, *_words(302, 600)]
+    history.add(second)  # its first 1000 tokens are held (by the oldest request): +~600
+    assert history.requests == 3
+    history.add(_words(303, 500))  # evicts the oldest: `first`'s tokens are gone
+    added = history.add([*second, *_words(304, 100)])
+    assert added > 1_000  # the whole conversation again, not just its last 100 tokens
+
+
+def test_a_resend_whose_start_must_make_room_is_stored_whole() -> None:
+    """Making room for a resend's new part can evict the request holding its start: then the
+    whole conversation is stored again, not a tail whose start is gone."""
+    from specchat.engine.speculative.suffix import SuffixHistory
+
+    history = SuffixHistory(2_000)
+    first = _words(400, 1_200)
+    history.add(first)
+    added = history.add([*first, *_words(401, 900)])  # 900 new do not fit beside the 1200
+    assert added == 2_000 - 1  # all of it, (its end, as it exceeds the store)
+    assert history.requests == 1

@@ -91,8 +91,8 @@ def test_a_control_token_marker_is_seen_in_the_stream():
 def test_call_grammars_parse_and_accept_a_call(real_models, syntax, parallel):
     """Each syntax's forced-call grammar is one llama.cpp's parser takes, and it accepts the
     text of a call in that syntax (fed token by token through the grammar sampler)."""
-    from specchat.engine.llama.constraint import Constraint
     from specchat.engine.llama.model import LlamaModel
+    from specchat.engine.speculative.constraint import Constraint
     from specchat.engine.types import ModelSettings
     from specchat.server.tools import ToolRequest, call_grammar
 

@@ -103,6 +103,7 @@ class Turn:
     drafted: int
     accepted: int
     reply: str  # the assistant message as JSON (content and tool calls, ids left out)
+    history_accepted: int = 0  # of accepted, copied from earlier requests (SuffixHistory)
 
 
 @dataclass
@@ -125,7 +126,10 @@ def run_agent_bench(
 ) -> list[Session]:
     """The session once per mode on the same loaded engine (speculative settings switched
     between them, the KV cache emptied before each: every mode reads its prompts itself).
-    The engine is freed at the end."""
+    A drafting mode has the server's index of earlier requests (SuffixHistory), empty at its
+    start: it copies from this session's requests only, never from another mode's. The
+    engine is freed at the end."""
+    from specchat.engine.speculative.suffix import HISTORY_TOKENS, SuffixHistory
     from specchat.server import ServerConfig, create_app
 
     defaults = GenerationSettings(max_tokens=max_tokens)
@@ -135,6 +139,8 @@ def run_agent_bench(
         for name, spec in modes:
             engine.set_spec(spec)
             engine.reset_cache()
+            drafting = spec.mode is not DraftMode.NONE
+            engine.use_suffix_history(SuffixHistory(HISTORY_TOKENS) if drafting else None)
             sessions.append(_session(url, name, functions))
     return sessions
 
@@ -193,7 +199,8 @@ def _request(url: str, body: dict[str, Any]) -> tuple[dict[str, Any], Turn]:
     shown = {"content": message.get("content"), "calls": [
         c["function"] for c in message.get("tool_calls") or []]}
     turn = Turn(seconds, stats["prompt_tokens"], stats["cached_prompt_tokens"],
-                stats["generated_tokens"], stats["drafted"], stats["accepted"], json.dumps(shown))
+                stats["generated_tokens"], stats["drafted"], stats["accepted"], json.dumps(shown),
+                stats.get("history_accepted", 0))
     return message, turn
 
 
@@ -236,6 +243,7 @@ def report(sessions: list[Session]) -> dict[str, Any]:
             "tokens_per_second": round(s.generated / s.seconds, 2) if s.seconds else 0.0,
             "acceptance_rate": round(sum(t.accepted for t in s.turns) / drafted, 3)
             if drafted else 0.0,
+            "accepted_from_history": sum(t.history_accepted for t in s.turns),
             "speedup": round(base.seconds / s.seconds, 2) if s.seconds else 0.0,
             "identical": [t.reply for t in s.turns] == [t.reply for t in base.turns],
             "turn_seconds": [round(t.seconds, 2) for t in s.turns],

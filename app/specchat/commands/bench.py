@@ -217,6 +217,8 @@ def _run_agent(args: argparse.Namespace) -> int:
         print(f"{s['mode']:<20} {s['seconds']:>8.1f} {s['generated_tokens']:>7} "
               f"{s['tokens_per_second']:>7.2f} {s['acceptance_rate']:>7.2f} {s['speedup']:>7.2f}x "
               f"{'yes' if s['identical'] else 'NO':<10} {s['turn_seconds']}")
+    copied = [f"{s['mode']}: {s['accepted_from_history']}" for s in doc["sessions"][1:]]
+    print(f"tokens accepted from earlier requests' index: {', '.join(copied)}")
     return 0
 
 

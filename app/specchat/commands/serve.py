@@ -21,6 +21,7 @@ from specchat.pair_request import load_pair, resolve_model_request
 
 API_KEY_ENV = "SPECCHAT_API_KEY"
 MAX_QUEUE = 64  # as server.app.MAX_QUEUE (not imported: the serve extra may be missing)
+SUFFIX_HISTORY = 262_144  # as engine.suffix.HISTORY_TOKENS (not imported: llama.cpp)
 GRACE_S = 10  # after Ctrl+C, connections still open this long are closed
 
 
@@ -57,6 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"requests that may wait for their turn; past it, 429 with Retry-After "
         f"(default {MAX_QUEUE})",
     )
+    p.add_argument(
+        "--suffix-history",
+        type=int,
+        default=SUFFIX_HISTORY,
+        metavar="N",
+        help="tokens of earlier requests (prompts and replies) kept for the suffix drafter to "
+        f"copy from, oldest dropped first (default {SUFFIX_HISTORY}; 0 = off: each request's "
+        "own conversation only)",
+    )
     net.add_argument(
         "--cors-origins",
         metavar="ORIGINS",
@@ -75,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     defaults = generation_settings(args)  # bad flags end here, before anything loads
     if args.max_queue < 0:
         raise SpecchatError(f"--max-queue must be 0 or more (got {args.max_queue})")
+    if args.suffix_history < 0:
+        raise SpecchatError(f"--suffix-history must be 0 or more (got {args.suffix_history})")
     origins = tuple(o.strip() for o in args.cors_origins.split(",") if o.strip())
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     sock = _listen(args.host, args.port)
@@ -96,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         api_key=api_key,
         max_queue=args.max_queue,
         cors_origins=origins,
+        suffix_history=args.suffix_history,
     )
     app = create_app(engine, config)
     url = _url(sock)

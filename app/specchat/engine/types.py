@@ -68,7 +68,7 @@ class GenerationSettings:
     seed: int | None = None
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
-    grammar: str | None = None  # GBNF every target pick must follow (engine/llama/constraint.py)
+    grammar: str | None = None  # GBNF every target pick must follow (speculative/constraint.py)
     logprobs: int | None = None  # None: off; k: each token's log-probability and the top k
 
     @property
@@ -165,6 +165,9 @@ class Stats:
     suffix_drafted: int = 0  # of `drafted`, copied from the conversation by the suffix drafter
     suffix_accepted: int = 0
     # extra context, outside the fixed names above
+    # of suffix_drafted/_accepted, copied from earlier requests (the server's SuffixHistory)
+    history_drafted: int = 0
+    history_accepted: int = 0
     cached_prompt_tokens: int = 0  # prompt tokens reused from the previous turn's KV cache
     # of those, restored from the prompt cache (a saved state: another chat, a restart...)
     restored_prompt_tokens: int = 0

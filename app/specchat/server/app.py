@@ -14,7 +14,7 @@ import dataclasses
 import hmac
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 
 from starlette.applications import Starlette
@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from specchat.engine.llama.constraint import GrammarError
+from specchat.engine.speculative.constraint import GrammarError
+from specchat.engine.speculative.suffix import HISTORY_TOKENS, SuffixHistory
 from specchat.engine.types import DoneEvent, GenerationSettings, TokenEvent
 from specchat.errors import ContextOverflowError, SpecchatError
 from specchat.server import completions as text
@@ -51,6 +52,8 @@ class ServerConfig:
     max_queue: int = MAX_QUEUE
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API ("*": any)
     keepalive_s: float = KEEPALIVE_S
+    # tokens of earlier requests (prompts and replies) the suffix drafter may copy from; 0: off
+    suffix_history: int = HISTORY_TOKENS
 
 
 class Channel:
@@ -74,6 +77,8 @@ class ApiState:
         self.config = config
         self.engine = engine
         self.syntax = syntax_of(engine.template.source)  # how its model writes tool calls
+        if config.suffix_history > 0:
+            engine.use_suffix_history(SuffixHistory(config.suffix_history))
         self.worker = EngineWorker(engine, max_waiting=config.max_queue)
         self.stopping = threading.Event()
 
@@ -295,9 +300,9 @@ async def _respond(state: ApiState, completion: Completion, channel: Channel, jo
         first = await first_batch(channel, state.config.keepalive_s)
         shape = _shape(state, completion)
         piece = state.engine.target.piece
-        stream = _stream(
-            first, channel, job, ids, completion, shape, piece, state.config.keepalive_s
-        )
+        opening = fmt.sse(fmt.chunk(ids, {"role": "assistant", "content": ""}))
+        render = _chat_events(ids, completion, shape, piece)
+        stream = sse_stream(first, channel, job, state.config.keepalive_s, render, opening)
         return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE)
     first = await first_batch(channel, None)
     assert first is not None
@@ -377,45 +382,62 @@ def _shape(state: ApiState, completion: Completion) -> ReplyShape:
     )
 
 
-async def _stream(
+Render = Callable[[list[Item]], tuple[bytes, bool]]  # a batch -> its events, and "the end"
+
+
+async def sse_stream(
     first: list[Item] | None,
     channel: Channel,
     job: Job,
-    ids: fmt.ReplyIds,
-    completion: Completion,
-    shape: ReplyShape,
-    piece: fmt.Piece,
     keepalive_s: float,
+    render: Render,
+    opening: bytes = b"",
 ) -> AsyncIterator[bytes]:
-    """Server-sent events: role, content deltas (a target pass's tokens each), the finish chunk
-    (with timings and specchat's stats), the usage chunk if asked, [DONE]. An error mid-stream is
-    one `error` event; a comment every `keepalive_s` while nothing comes."""
+    """A stream's bytes: `opening`, then each batch as `render` writes it until it says the
+    stream ends; an SSE comment every `keepalive_s` while nothing comes (also before `first`,
+    None when the job had not started within the keep-alive period). However the stream ends
+    (the client went away mid-stream included), the job is cancelled at once."""
     batches = next_batch(channel, keepalive_s)
     try:
-        yield fmt.sse(fmt.chunk(ids, {"role": "assistant", "content": ""}))
+        if opening:
+            yield opening
         batch = first
         while True:
             if batch is None:
                 yield KEEPALIVE
-                batch = await anext(batches)
-                continue
-            tokens = [item for item in batch if isinstance(item, TokenEvent)]
-            text = shape.content(tokens)
-            logprobs = fmt.chat_logprobs(tokens, piece)
-            end = [item for item in batch if not isinstance(item, TokenEvent)]
-            out = b""
-            if text or logprobs:
-                out = fmt.sse(fmt.chunk(ids, {"content": text}, logprobs=logprobs))
-            if end:
-                closing = _closing(ids, end[0], completion, shape)
-                yield out + b"".join(fmt.sse(data) for data in closing)
-                return
-            if out:
-                yield out
+            else:
+                out, last = render(batch)
+                if out:
+                    yield out
+                if last:
+                    return
             batch = await anext(batches)
     finally:
         job.cancel.set()  # the client went away mid-stream: stop generating at once
         await batches.aclose()
+
+
+def _chat_events(
+    ids: fmt.ReplyIds, completion: Completion, shape: ReplyShape, piece: fmt.Piece
+) -> Render:
+    """Chat server-sent events: content deltas (a target pass's tokens each), then the finish
+    chunk (with timings and specchat's stats), the usage chunk if asked, [DONE]. An error
+    mid-stream is one `error` event."""
+
+    def render(batch: list[Item]) -> tuple[bytes, bool]:
+        tokens = [item for item in batch if isinstance(item, TokenEvent)]
+        text = shape.content(tokens)
+        logprobs = fmt.chat_logprobs(tokens, piece)
+        end = [item for item in batch if not isinstance(item, TokenEvent)]
+        out = b""
+        if text or logprobs:
+            out = fmt.sse(fmt.chunk(ids, {"content": text}, logprobs=logprobs))
+        if end:
+            closing = _closing(ids, end[0], completion, shape)
+            return out + b"".join(fmt.sse(data) for data in closing), True
+        return out, False
+
+    return render
 
 
 def _closing(
@@ -509,7 +531,8 @@ async def _text_respond(
     piece = state.engine.target.piece
     if req.stream and not req.warmup:
         first = await first_batch(channel, state.config.keepalive_s)
-        stream = _text_stream(first, channel, job, ids, req, piece, state.config.keepalive_s)
+        render = _text_events(ids, req, piece)
+        stream = sse_stream(first, channel, job, state.config.keepalive_s, render)
         return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE)
     first = await first_batch(channel, None)
     assert first is not None
@@ -519,41 +542,28 @@ async def _text_respond(
     return JSONResponse(text.llama_body(req, state.config.model, done, prompt_n))
 
 
-async def _text_stream(
-    first: list[Item] | None,
-    channel: Channel,
-    job: Job,
-    ids: fmt.ReplyIds,
-    req: text.TextRequest,
-    piece: fmt.Piece,
-    keepalive_s: float,
-) -> AsyncIterator[bytes]:
+def _text_events(ids: fmt.ReplyIds, req: text.TextRequest, piece: fmt.Piece) -> Render:
     """OpenAI: text_completion chunks, the finish chunk, the usage if asked, [DONE].
     llama.cpp: {"content", "stop": false} chunks, then its final object (no [DONE])."""
-    batches = next_batch(channel, keepalive_s)
     offset = 0
-    try:
-        batch = first
-        while True:
-            if batch is None:
-                yield KEEPALIVE
-                batch = await anext(batches)
-                continue
-            tokens = [item for item in batch if isinstance(item, TokenEvent)]
-            delta = "".join(t.text for t in tokens)
-            end = [item for item in batch if not isinstance(item, TokenEvent)]
-            if tokens and req.api is text.Api.OPENAI:
-                yield fmt.sse(text.openai_chunk(ids, delta, tokens, piece, offset))
-            elif tokens:
-                yield fmt.sse(text.llama_chunk(delta, tokens))
-            offset += len(delta)
-            if end:
-                yield b"".join(fmt.sse(data) for data in _text_closing(ids, end[0], req, piece))
-                return
-            batch = await anext(batches)
-    finally:
-        job.cancel.set()
-        await batches.aclose()
+
+    def render(batch: list[Item]) -> tuple[bytes, bool]:
+        nonlocal offset
+        tokens = [item for item in batch if isinstance(item, TokenEvent)]
+        delta = "".join(t.text for t in tokens)
+        end = [item for item in batch if not isinstance(item, TokenEvent)]
+        out = b""
+        if tokens and req.api is text.Api.OPENAI:
+            out = fmt.sse(text.openai_chunk(ids, delta, tokens, piece, offset))
+        elif tokens:
+            out = fmt.sse(text.llama_chunk(delta, tokens))
+        offset += len(delta)
+        if end:
+            closing = _text_closing(ids, end[0], req, piece)
+            return out + b"".join(fmt.sse(data) for data in closing), True
+        return out, False
+
+    return render
 
 
 def _text_closing(

@@ -15,6 +15,7 @@ from specchat.engine.types import Event, GenerationSettings, Message
 if TYPE_CHECKING:
     from specchat.engine.llama.model import LlamaModel
     from specchat.engine.llama.template import ChatTemplate
+    from specchat.engine.speculative.suffix import SuffixHistory
 
 
 class ServedEngine(ChatEngine, Protocol):
@@ -40,3 +41,5 @@ class ServedEngine(ChatEngine, Protocol):
     ) -> Iterator[Event]: ...
 
     def reset_cache(self) -> None: ...
+
+    def use_suffix_history(self, history: SuffixHistory | None) -> None: ...

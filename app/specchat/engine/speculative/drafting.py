@@ -45,6 +45,7 @@ class Draft:
     catchup_s: float = 0.0  # all of the drafter's catch-up on the context
     catchup_tokens: int = 0  # tokens evaluated for that (1-2 in steady state; more after a pause)
     match_len: int = 0  # suffix proposals: tokens of context matched
+    from_history: bool = False  # suffix proposals: copied from an earlier request
 
 
 NO_DRAFT = Draft([])
@@ -290,7 +291,7 @@ class DrafterChain:
             n = 0 if short else len(proposal.tokens)
         elif proposal.tokens:
             beat = self.model.expected_rate(limit) if self.model is not None else 0.0
-            n, _ = self.suffix.trust.plan(proposal, limit, self.costs, beat)
+            n, _ = self.suffix.trust_for(proposal).plan(proposal, limit, self.costs, beat)
         self.suffix.sent(proposal, n)
         return Draft(
             proposal.tokens[:n],
@@ -298,6 +299,7 @@ class DrafterChain:
             kind=self.suffix.kind if n else None,
             draft_s=time.perf_counter() - t0,
             match_len=proposal.match_len,
+            from_history=proposal.from_history and n > 0,
         )
 
     def after_round(self, draft: Draft, accepted: int, round_s: float) -> None:
@@ -343,6 +345,7 @@ class DrafterChain:
         drafter's trust, and the model's acceptance when the model is the same."""
         if self.suffix is not None and old.suffix is not None:
             self.suffix.trust = old.suffix.trust
+            self.suffix.history_trust = old.suffix.history_trust
         if same_model and self.model is not None and old.model is not None:
             self.model.controller.learn_from(old.model.controller)
 

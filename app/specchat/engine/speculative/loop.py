@@ -24,7 +24,6 @@ from specchat.engine.context import (
 from specchat.engine.limits import check_settings
 from specchat.engine.llama import devices
 from specchat.engine.llama.compat import vocab_mismatch, vocab_mismatch_error
-from specchat.engine.llama.constraint import Constraint
 from specchat.engine.llama.devices import backend as backend_name
 from specchat.engine.llama.model import DecodeAborted, LlamaModel, default_threads
 from specchat.engine.llama.prompt_cache import PromptCache, attach, restore_prefix, save_state
@@ -32,6 +31,7 @@ from specchat.engine.llama.template import CHATML, ChatTemplate
 from specchat.engine.llama.textstream import TextStream
 from specchat.engine.llama.threads import SharedThreadpool
 from specchat.engine.speculative.adaptive import PROBE_SHARE
+from specchat.engine.speculative.constraint import Constraint
 from specchat.engine.speculative.costs import CostModel, LoadCosts, measure_load_costs, warm_up
 from specchat.engine.speculative.drafting import (
     NO_DRAFT,
@@ -45,6 +45,7 @@ from specchat.engine.speculative.drafting import (
 from specchat.engine.speculative.learned import LearnedStore, learned_key
 from specchat.engine.speculative.logprobs import token_logprob
 from specchat.engine.speculative.sampling import distribution, greedy, sample
+from specchat.engine.speculative.suffix import SuffixHistory
 from specchat.engine.speculative.verify import known_prefix, verify_greedy, verify_sampling
 from specchat.engine.types import (
     DoneEvent,
@@ -130,7 +131,9 @@ class _Reply:
     def pick(self, logits: np.ndarray) -> int:
         """The target's own token from one row of logits (under the grammar, if any)."""
         if self.constraint is not None:
-            logits = self.constraint.constrain(logits, self.settings.greedy)
+            token = self.constraint.pick(logits, self.settings, self.rng)
+            self.constraint.accept(token)
+            return token
         if self.settings.greedy:
             token = greedy(logits)
         else:
@@ -194,6 +197,7 @@ class SpeculativeEngine:
         # kept across settings changes (costs.CostModel).
         self.costs = CostModel()
         self._prompt_cache: PromptCache | None = None
+        self._history: SuffixHistory | None = None  # earlier requests (use_suffix_history)
         self._threadpool: SharedThreadpool | None = None
         # Why speculation cannot run with these models at all (said once, at load).
         self._no_speculation = _stateful_reason(target, draft)
@@ -359,6 +363,12 @@ class SpeculativeEngine:
         self._prompt_cache = cache
         attach(cache, self.target, "target")
         attach(cache, self.draft_model, "draft")
+
+    def use_suffix_history(self, history: SuffixHistory | None) -> None:
+        """Keep every finished request's prompt and reply in `history`, and let the suffix
+        drafter copy from it (the server's index of earlier requests); None: the conversation
+        alone (what the chat app does)."""
+        self._history = history
 
     def reset_cache(self) -> None:
         """Forget both KV caches (the next request evaluates its whole prompt)."""
@@ -582,6 +592,12 @@ class SpeculativeEngine:
             mode=self._spec.mode.value if drafter is not None else DraftMode.NONE.value,
             draft_max=self._spec.draft_max if drafter is not None else 0,
         )
+        if drafter is not None and drafter.suffix is not None:
+            # Sampling with a seed: the same request gives the same reply only if it is drafted
+            # the same (the draws verification uses depend on the drafts), so it copies from its
+            # own conversation alone, as the identical earlier request did.
+            seeded = not settings.greedy and settings.seed is not None
+            drafter.suffix.history = None if seeded else self._history
         constraint = None
         if settings.grammar is not None:
             constraint = Constraint(self.target.vocab, self.target.n_vocab, settings.grammar)
@@ -671,13 +687,13 @@ class SpeculativeEngine:
             reply.pending = [(reply.pick(target.logits(-1)), Origin.TARGET)]
             reply.note_logprobs(lambda _: target.logits(-1))
             return 0
-        rows, constraint = target.logits, reply.constraint
+        rows, constraint, pick = target.logits, reply.constraint, None
         if constraint is not None:  # rows masked by the grammar; it keeps only what is kept
-            rows = constraint.trial_rows(rows, tokens, settings.greedy)
+            rows, pick = constraint.trial(rows, tokens, settings, reply.rng)
         if settings.greedy:
             verdict = verify_greedy(rows, tokens)
         else:
-            verdict = verify_sampling(rows, tokens, draft.q, settings, reply.rng)
+            verdict = verify_sampling(rows, tokens, draft.q, settings, reply.rng, pick)
         if constraint is not None:
             constraint.settle(tokens, verdict.accepted, verdict.next_token)
         accepted = verdict.accepted
@@ -697,6 +713,9 @@ class SpeculativeEngine:
         if draft.kind is not None:
             stats.add_drafts(draft.kind, len(draft.tokens), accepted)
             stats.draft_max = len(draft.tokens)
+            if draft.from_history:
+                stats.history_drafted += len(draft.tokens)
+                stats.history_accepted += accepted
         if reply.drafter is None:
             return
         steady_s = round_s - draft.paused_s  # a catch-up after a pause is no round's cost
@@ -718,6 +737,8 @@ class SpeculativeEngine:
         self._update_rates(stats, reply.t_first)
         self._save_learned()
         self._keep_prompt_states(reply)
+        if self._history is not None:  # what later requests may copy
+            self._history.add(reply.seq)
         yield from self._said(reply)
         switched_off = ctrl is not None and ctrl.switched_off
         announce = switched_off and not self._said_off

@@ -18,6 +18,8 @@ copies a whole function is verified in long runs, where a token costs least."""
 from __future__ import annotations
 
 import math
+from array import array
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -51,6 +53,7 @@ class SuffixProposal:
     match_len: int = 0  # tokens of context matched (0: no match)
     support: list[float] = field(default_factory=list)  # per token: share of matches agreeing
     matches: int = 0  # equally good earlier matches (the support's denominator)
+    from_history: bool = False  # found in earlier requests (SuffixHistory), not this context
 
 
 NO_PROPOSAL = SuffixProposal([])
@@ -152,20 +155,30 @@ class SuffixIndex:
         return self._continue(best, best_len, peers, limit)
 
     def _continue(self, best: int, best_len: int, peers: list[int], limit: int) -> SuffixProposal:
-        toks = self.tokens
-        end = len(toks)
-        agreeing = list(peers)
-        out: list[int] = []
-        support: list[float] = []
-        for j in range(limit):
-            token = toks[best + j]
-            agreeing = [e for e in agreeing if e + j < end and toks[e + j] == token]
-            share = len(agreeing) / len(peers)
-            if share < MIN_SUPPORT:
-                break
-            out.append(token)
-            support.append(share)
-        return SuffixProposal(out, best_len, support, len(peers))
+        return _follow(self.tokens, best, best_len, peers, limit)
+
+
+def _follow(
+    toks: Sequence[int], best: int, best_len: int, peers: list[int], limit: int, **extra: bool
+) -> SuffixProposal:
+    """Up to `limit` tokens from position `best` on, while MIN_SUPPORT of the equally good
+    matches (`peers`, positions in the same `toks`) agree; a negative token (SuffixHistory's
+    boundary between stored requests) ends it."""
+    end = len(toks)
+    agreeing = list(peers)
+    out: list[int] = []
+    support: list[float] = []
+    for j in range(min(limit, end - best)):
+        token = toks[best + j]
+        if token < 0:
+            break
+        agreeing = [e for e in agreeing if e + j < end and toks[e + j] == token]
+        share = len(agreeing) / len(peers)
+        if share < MIN_SUPPORT:
+            break
+        out.append(token)
+        support.append(share)
+    return SuffixProposal(out, best_len, support, len(peers), **extra)
 
 
 def _tail_agrees(indexed: list[int], context: Sequence[int], n: int, window: int = 8) -> bool:
@@ -175,6 +188,187 @@ def _tail_agrees(indexed: list[int], context: Sequence[int], n: int, window: int
         if indexed[i] != context[i]:
             return False
     return n == 0 or n <= window or indexed[0] == context[0]
+
+
+# ---- earlier requests: the server-wide index ---------------------------------------------------
+
+HISTORY_TOKENS = 262_144  # default bound of the server's index (specchat serve --suffix-history)
+BLOCK = 64  # a request is compared with the stored ones in blocks of this many tokens
+SEP = -1  # stored after each request: no match reaches back across it, no proposal runs past it
+
+
+@dataclass
+class _Stored:
+    """One stored request: where it lies (absolute positions, its SEP included) and the
+    prefix hashes it registered."""
+
+    id: int
+    start: int
+    size: int
+    prefixes: list[int]
+
+
+class SuffixHistory:
+    """Earlier requests' prompts and replies (token ids of one target), for the suffix drafter
+    to copy from where the current context has no match as long: SuffixDecoding's global tree,
+    as the LONG-token table of SuffixIndex over every stored request.
+
+    Bounded: at most `budget` tokens are held; the oldest requests go first. Kept incrementally:
+    a request is indexed once, when it ends, and evicting one removes its own entries. A client
+    resends the whole conversation each turn: the request's first tokens are compared with the
+    stored requests' by chained hashes of BLOCK-token prefixes, and only what follows the longest
+    stored prefix is added (with MAX_MATCH tokens before it, so that matches reach back across
+    the join), so a conversation of N turns is held about once, not N times."""
+
+    def __init__(self, budget: int = HISTORY_TOKENS) -> None:
+        if budget < 0:
+            raise ValueError(f"a suffix history holds 0 tokens or more (got {budget})")
+        self.budget = budget
+        self.tokens = array("i")  # the stored requests, each followed by SEP
+        self.base = 0  # absolute position of tokens[0] (what was evicted came before it)
+        # hash of LONG tokens -> absolute position(s) they ended at, ascending (one int, or a
+        # list once the n-gram occurs again)
+        self._table: dict[int, int | list[int]] = {}
+        self._stored: deque[_Stored] = deque()
+        # chained hash of a request's first k * BLOCK tokens -> the oldest stored request that
+        # holds part of them (valid while that one is)
+        self._prefixes: dict[int, int] = {}
+        self._next_id = 0
+        self.added = 0  # tokens ever indexed (what deduplication saved shows beside it)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def clear(self) -> None:
+        self.tokens = array("i")
+        self.base = 0
+        self._table.clear()
+        self._stored.clear()
+        self._prefixes.clear()
+
+    @property
+    def requests(self) -> int:
+        return len(self._stored)
+
+    def add(self, seq: Sequence[int]) -> int:
+        """Store a finished request (its prompt and reply, in order); returns how many tokens
+        were indexed (0: the store already held it)."""
+        if self.budget <= LONG:
+            return 0
+        hashes = _block_hashes(seq)  # and the whole request's last: an exact resend
+        hashes.append(hash((hashes[-1] if hashes else 0, tuple(seq[len(hashes) * BLOCK :]))))
+        while True:  # room for what is new, evicting the oldest (which may be what was known)
+            known, holder = self._known_prefix(hashes, len(seq))
+            if len(seq) - known < LONG:
+                return 0  # nothing new worth a match
+            part = list(seq[max(known - MAX_MATCH, 0) :])
+            whole = len(part) < self.budget
+            if not whole:  # larger than the whole store: its end
+                part = part[len(part) + 1 - self.budget :]
+            if not self._stored or len(self.tokens) + len(part) + 1 <= self.budget:
+                break
+            self._evict()
+        stored = _Stored(self._next_id, self.base + len(self.tokens), len(part) + 1, [])
+        self._next_id += 1
+        toks = self.tokens
+        first = len(toks)
+        toks.extend(part)
+        toks.append(SEP)
+        table = self._table
+        for i in range(first + LONG, first + len(part) + 1):
+            key = hash(tuple(toks[i - LONG : i]))
+            at = self.base + i
+            hit = table.get(key)
+            if hit is None:
+                table[key] = at
+            elif isinstance(hit, int):
+                table[key] = [hit, at]
+            else:
+                hit.append(at)
+        if whole:  # its prefixes are all stored now: a resend of it adds only what is new
+            holder = stored.id if holder is None else holder
+            for h in hashes[min(known // BLOCK, len(hashes) - 1) :]:
+                self._prefixes[h] = holder
+                stored.prefixes.append(h)
+        self._stored.append(stored)
+        self.added += len(part)
+        return len(part)
+
+    def _known_prefix(self, hashes: list[int], size: int) -> tuple[int, int | None]:
+        """How many first tokens of a request the store holds (a multiple of BLOCK, or all
+        `size`: the last hash is the whole request's), and the oldest stored request they
+        depend on."""
+        oldest = self._stored[0].id if self._stored else self._next_id
+        for j in range(len(hashes) - 1, -1, -1):
+            holder = self._prefixes.get(hashes[j])
+            if holder is not None and holder >= oldest:
+                return (size if j == len(hashes) - 1 else (j + 1) * BLOCK), holder
+        return 0, None
+
+    def _evict(self) -> None:
+        """Forget the oldest stored request: its n-grams (the first positions of their lists),
+        its tokens, the prefixes that needed it."""
+        gone = self._stored.popleft()
+        toks, table = self.tokens, self._table
+        for i in range(LONG, gone.size):
+            key = hash(tuple(toks[i - LONG : i]))
+            hit = table[key]
+            if isinstance(hit, int) or len(hit) == 1:
+                del table[key]
+            else:
+                del hit[0]  # positions are in order: the oldest request's come first
+        del toks[: gone.size]
+        self.base += gone.size
+        oldest = self._stored[0].id if self._stored else self._next_id
+        for h in gone.prefixes:
+            holder = self._prefixes.get(h)
+            if holder is not None and holder < oldest:
+                del self._prefixes[h]
+
+    def propose(self, context: Sequence[int], n: int, floor: int = 0) -> SuffixProposal:
+        """Up to n tokens continuing the longest stored match of the context's end, if it is
+        longer than `floor` tokens (the match the context itself holds)."""
+        end = len(context)
+        if n <= 0 or end < LONG or floor >= MAX_MATCH:
+            return NO_PROPOSAL
+        tail = tuple(context[end - LONG :])
+        hit = self._table.get(hash(tail))
+        if hit is None:
+            return NO_PROPOSAL
+        ends = [hit] if isinstance(hit, int) else hit[-MAX_CANDIDATES:][::-1]
+        toks, base = self.tokens, self.base
+        lengths: list[tuple[int, int]] = []
+        for at in ends:
+            e = at - base
+            if tuple(toks[e - LONG : e]) != tail:
+                continue  # another n-gram with the same hash
+            m = LONG
+            while (
+                m < MAX_MATCH
+                and m < end
+                and e - m - 1 >= 0
+                and toks[e - m - 1] == context[end - m - 1]
+            ):
+                m += 1
+            lengths.append((m, e))
+        if not lengths:
+            return NO_PROPOSAL
+        best_len, best = max(lengths)
+        if best_len <= floor:
+            return NO_PROPOSAL
+        peers = [e for m, e in lengths if 2 * m >= best_len]
+        cap = n if best_len >= FOLLOW_MATCH else math.ceil(ALPHA * best_len)
+        return _follow(toks, best, best_len, peers, min(n, cap), from_history=True)
+
+
+def _block_hashes(seq: Sequence[int]) -> list[int]:
+    """Chained hashes of seq's first BLOCK, 2 x BLOCK, ... tokens."""
+    out: list[int] = []
+    h = 0
+    for j in range(len(seq) // BLOCK):
+        h = hash((h, tuple(seq[j * BLOCK : (j + 1) * BLOCK])))
+        out.append(h)
+    return out
 
 
 def bucket(match_len: int) -> int:
@@ -259,15 +453,20 @@ class SuffixTrust:
 
 class SuffixDrafter:
     """Model-free drafting over the conversation: the index follows the context; the trust
-    decides how much of each proposal is worth a batched pass."""
+    decides how much of each proposal is worth a batched pass. With a `history` (the server's
+    index of earlier requests) a longer match found there is proposed instead, under a trust
+    of its own."""
 
     kind = DrafterKind.SUFFIX
 
-    def __init__(self) -> None:
+    def __init__(self, history: SuffixHistory | None = None) -> None:
         self.index = SuffixIndex()
         self.trust = SuffixTrust()
+        self.history = history
+        self.history_trust = SuffixTrust()  # earlier requests' matches earn their own
         self.counters = DrafterCounters()
         self._match_len = 0  # of the proposal last sent to verification
+        self._from_history = False  # ...and where it was found
 
     def reset(self) -> None:
         self.index.truncate(0)
@@ -276,19 +475,30 @@ class SuffixDrafter:
         self.index.sync(prompt, full=True)
 
     def propose(self, context: Sequence[int], n: int) -> SuffixProposal:
+        """The context's own longest match; an earlier request's only when it is longer (and
+        proposes something)."""
         self.index.sync(context, full=False)
-        return self.index.propose(n)
+        local = self.index.propose(n)
+        if self.history is None:
+            return local
+        found = self.history.propose(context, n, floor=local.match_len)
+        return found if found.tokens else local
+
+    def trust_for(self, proposal: SuffixProposal) -> SuffixTrust:
+        return self.history_trust if proposal.from_history else self.trust
 
     def sent(self, proposal: SuffixProposal, n: int) -> None:
         """`n` tokens of `proposal` go to verification (0: none)."""
-        self.trust.note_proposal(proposal.match_len, len(proposal.tokens), n)
+        self.trust_for(proposal).note_proposal(proposal.match_len, len(proposal.tokens), n)
         if n:
             self._match_len = proposal.match_len
+            self._from_history = proposal.from_history
 
     def accept(self, draft: Draft, accepted: int, round_s: float) -> None:
         """The target kept `accepted` of the proposal last sent."""
         self.counters.accept(len(draft.tokens), accepted, draft.draft_s)
-        self.trust.record(self._match_len, len(draft.tokens), accepted)
+        trust = self.history_trust if self._from_history else self.trust
+        trust.record(self._match_len, len(draft.tokens), accepted)
 
     def idle(self, round_s: float) -> None:
         pass  # nothing to learn from a round without a proposal

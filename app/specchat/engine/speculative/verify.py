@@ -39,21 +39,26 @@ def verify_sampling(
     q: Sequence[np.ndarray] | None,
     settings: GenerationSettings,
     rng: np.random.Generator,
+    pick: Callable[[int], int] | None = None,
 ) -> Verdict:
     """q: the draft's distributions for each proposed token, or None for a deterministic draft
     (prompt lookup, cross-vocabulary text): then sample from p and keep while it matches.
+    `pick(i)`: the target's own draw from row i's distribution, where another way than
+    sampling `distribution(rows(i))` is cheaper (a grammar's: constraint.py); it serves the
+    sample-and-match rows and the bonus token, which need a draw, not p itself.
 
     The two vocabularies may differ in size (padding tokens): p covers the target's ids, q the
     draft's. Tokens the draft cannot produce have q = 0; a token only the draft has has p = 0
     and is always rejected."""
+    own = pick or (lambda i: sample(distribution(rows(i), settings), rng))
     for i, proposed in enumerate(draft):
-        p = distribution(rows(i), settings)
-        px = float(p[proposed]) if proposed < len(p) else 0.0
         if q is None:
-            choice = sample(p, rng)
+            choice = own(i)
             if choice != proposed:
                 return Verdict(i, choice)
             continue
+        p = distribution(rows(i), settings)
+        px = float(p[proposed]) if proposed < len(p) else 0.0
         qi = q[i]
         qx = float(qi[proposed]) if proposed < len(qi) else 0.0
         if qx > 0 and rng.random() * qx <= px:  # accept with probability min(1, p/q)
@@ -61,7 +66,7 @@ def verify_sampling(
         residual = np.maximum(p - on_target_ids(qi, len(p)), 0.0)
         total = residual.sum()
         return Verdict(i, sample(residual / total if total > 0 else p, rng))
-    return Verdict(len(draft), sample(distribution(rows(len(draft)), settings), rng))
+    return Verdict(len(draft), own(len(draft)))
 
 
 def on_target_ids(q: np.ndarray, n_target: int) -> np.ndarray:
