@@ -6,7 +6,7 @@ Three homes, imports pointing down (tests/test_layers.py holds the order):
   `ChatEngine` every front end drives), `limits.py` (every setting's bounds), `context.py` (what
   is dropped when a chat outgrows the context) and `load_engine` below;
 - `llama/`, the llama.cpp glue: one model and its context, devices, RPC, saved states, the
-  GGUF's chat template, grammars;
+  GGUF's chat template;
 - `speculative/`, the algorithm, built on the glue: the generation loop and its steps.
 
 Reading order for a newcomer:
@@ -19,10 +19,11 @@ Reading order for a newcomer:
    keeps the longest agreeing prefix (greedy and sampling), the heart of exactness;
    `speculative/sampling.py` is the transform both sides share.
 4. `speculative/costs.py`, `adaptive.py`, `suffix.py`: how far to draft, from measured costs,
-   and drafting from the conversation's own text.
+   and drafting from the conversation's own text (and, for the server, earlier requests');
+   `constraint.py`, exact picks under a grammar.
 5. `llama/model.py`: the one wrapper over llama.cpp (batched passes, logits rows, KV rollback);
    the rest of `llama/` only when a question leads there (devices and offload, RPC, the prompt
-   cache, templates, grammars).
+   cache, templates).
 
 docs/engine.md tells the same story in prose."""
 
