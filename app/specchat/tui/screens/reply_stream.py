@@ -139,8 +139,7 @@ class ReplyStream:
             reply.late_batches += latency > LATE_SECONDS
         if message.stats is not None:
             reply.last_stats = message.stats
-            self._status.update_stats(message.stats)
-        self._status.add_speeds(message.speeds)
+        self._status.stream(message.stats, message.speeds)
         for notice in message.notices:
             reply.box.add_notice(notice)
         if message.tokens:
@@ -173,6 +172,7 @@ class ReplyStream:
         if reply is None or message.reply_id != reply.message_id:
             return False
         self.active = None
+        self._status.show_held()  # the live figures held back, exact
         box, done, notices = reply.box, message.done, []
         stats = done.stats if done is not None else None
         if message.error is not None:

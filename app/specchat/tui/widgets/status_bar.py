@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.timer import Timer
 from textual.widgets import LoadingIndicator, Sparkline, Static
 
 from specchat.engine.types import EngineInfo, Stats
@@ -14,6 +16,9 @@ from specchat.stats_format import live_line
 from specchat.tui.format import backend_line, origin_legend
 
 SPARK_POINTS = 4000
+# While a reply streams, the live line and the sparkline are redrawn at most this often (each
+# redraw costs the UI thread a layout and a render; the numbers change every batch)
+LIVE_REFRESH = 0.25
 
 
 class StatusBar(Vertical):
@@ -21,6 +26,9 @@ class StatusBar(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.stats: Stats | None = None
         self.speeds: list[float] = []
+        self._shown_at = 0.0  # when the live line was last redrawn (time.monotonic())
+        self._held: tuple[bool, bool] = (False, False)  # (stats, speeds) not redrawn yet
+        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status-engine-row"):
@@ -60,17 +68,41 @@ class StatusBar(Vertical):
 
     def start_reply(self) -> None:
         self.speeds = []
-        self.query_one("#status-spark", Sparkline).data = []
+        self._held = (False, True)
         self.update_stats(None)
 
     def update_stats(self, stats: Stats | None) -> None:
+        """Show these stats (and the speeds held back) now."""
         self.stats = stats
-        self.query_one("#status-live", Static).update(live_line(stats))
+        self._held = (True, self._held[1])
+        self.show_held()
 
-    def add_speeds(self, speeds: Sequence[float]) -> None:
-        """Tokens/s after each target pass; the sparkline buckets them to its width."""
+    def stream(self, stats: Stats | None, speeds: Sequence[float]) -> None:
+        """A streaming reply's latest stats (None: unchanged) and the tokens/s after each of
+        its target passes (the sparkline buckets them to its width): redrawn at most every
+        LIVE_REFRESH seconds; what is held back is drawn by a timer, or by show_held()."""
+        if stats is not None:
+            self.stats = stats
+        self.speeds.extend(speeds)
+        self._held = (self._held[0] or stats is not None, self._held[1] or bool(speeds))
+        if self._held == (False, False) or self._timer is not None:
+            return
+        wait = self._shown_at + LIVE_REFRESH - time.monotonic()
+        if wait <= 0:
+            self.show_held()
+        else:
+            self._timer = self.set_timer(wait, self.show_held)
+
+    def show_held(self) -> None:
+        """Draw what stream() held back, now."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        stats, speeds = self._held
+        self._held, self._shown_at = (False, False), time.monotonic()
+        if stats:
+            self.query_one("#status-live", Static).update(live_line(self.stats))
         if speeds:
-            self.speeds.extend(speeds)
             self.query_one("#status-spark", Sparkline).data = self.speeds[-SPARK_POINTS:]
 
     def set_legend(self, on: bool) -> None:
