@@ -27,6 +27,7 @@ from specchat.store.records import MessageRecord, MessageStatus
 from specchat.tui.clipboard import notify_copy
 from specchat.tui.format import ORIGIN_STYLES
 from specchat.tui.keys import ACTIONS
+from specchat.tui.widgets.live_markdown import LiveMarkdown
 from specchat.tui.widgets.thinking import (
     ThinkingBlock,
     split_thinking,
@@ -135,7 +136,7 @@ class MessageBox(Vertical, can_focus=True):
         # are mounted when first needed: a long chat mounts fewer widgets
         if self.role == "assistant":
             self._answer_shown = split_thinking(self.text).answer
-            yield Markdown(self._answer_shown, classes="message-body")
+            yield LiveMarkdown(self._answer_shown, classes="message-body")
             yield Static(classes="message-origins")  # hidden until origin colouring is on
         else:
             # a user's line breaks are kept (as Markdown hard breaks); replies follow CommonMark
@@ -271,12 +272,16 @@ class MessageBox(Vertical, can_focus=True):
         body = self.query_one(".message-body", Markdown)
         if self._stream is not None and answer.startswith(self._answer_shown):
             delta, self._answer_shown = answer[len(self._answer_shown) :], answer
+            if isinstance(body, LiveMarkdown):
+                body.stream_text(answer)  # an open code block stays plain until it closes
             await self._stream.write(delta)
             return
         # the start was thinking after all (a template-opened <think>): show the answer anew
         streaming = self._stream is not None
         if self._stream is not None:
             await self._stream.stop()
+        if isinstance(body, LiveMarkdown):
+            body.end_stream()
         self._answer_shown = answer
         await body.update(answer)
         if streaming:
@@ -305,6 +310,8 @@ class MessageBox(Vertical, can_focus=True):
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
+        for body in self.query(".message-body").results(LiveMarkdown):
+            body.end_stream()  # every code block highlighted
         if text != self.text:
             self.text = text
             self._answer_shown = split_thinking(text).answer
