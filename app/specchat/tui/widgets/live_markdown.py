@@ -15,7 +15,7 @@ Here, with the same final look:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
@@ -66,6 +66,12 @@ class LiveFence(MarkdownFence):
         self._highlighted_code = Content(code)
         self.auto_links = False
 
+    def notify_style_update(self) -> None:
+        if self.plain:  # MarkdownFence's highlights the code again (on mount, theme changes)
+            MarkdownBlock.notify_style_update(self)
+        else:
+            super().notify_style_update()
+
     def highlight_now(self) -> None:
         """The plain block, highlighted (the stream ended)."""
         if self.plain:
@@ -96,8 +102,14 @@ def _same(old: Widget, new: Widget) -> bool:
     return False
 
 
-class _LiveList(MarkdownBlock):
-    """A list that a longer version of itself updates in place (see the module's doc)."""
+class _LiveList:
+    """A list that a longer version of itself updates in place (see the module's doc). A
+    mixin, not a widget: a widget's CSS comes down its first base only (Textual's rule), here
+    the Textual list class."""
+
+    children: Sequence[Widget]
+    _copy_context: Callable[[MarkdownBlock], None]
+    mount_all: Callable[..., Awaitable[None]]
 
     async def _update_from_block(self, block: MarkdownBlock) -> None:
         if type(block) is type(self):
@@ -107,7 +119,7 @@ class _LiveList(MarkdownBlock):
                 self._copy_context(block)
                 return
             block._blocks[:] = saved  # composed again when mounted
-        await super()._update_from_block(block)
+        await super()._update_from_block(block)  # type: ignore[misc]
 
     async def _update_rows(self, rows: Sequence[Widget]) -> bool:
         """Update the mounted rows from the new ones; False (nothing changed) when the list
