@@ -168,6 +168,22 @@ class LiveOrderedList(_LiveList, MarkdownOrderedList):
     pass
 
 
+class BodyStream:
+    """Writes a streamed reply into its body; unlike Textual's MarkdownStream (a task that
+    appends later), write() returns once the text is in the body, so that a batch's text, its
+    status bar and the rest change in one screen update (the caller's batch_update)."""
+
+    def __init__(self, body: Markdown) -> None:
+        self.body = body
+
+    async def write(self, fragment: str) -> None:
+        if fragment:
+            await self.body.append(fragment)
+
+    async def stop(self) -> None:
+        """Nothing is pending: every write was awaited."""
+
+
 class LiveMarkdown(Markdown):
     """A Markdown body for a streamed reply (see the module's doc)."""
 

@@ -80,18 +80,19 @@ class StatusBar(Vertical):
     def stream(self, stats: Stats | None, speeds: Sequence[float]) -> None:
         """A streaming reply's latest stats (None: unchanged) and the tokens/s after each of
         its target passes (the sparkline buckets them to its width): redrawn at most every
-        LIVE_REFRESH seconds; what is held back is drawn by a timer, or by show_held()."""
+        LIVE_REFRESH seconds, with a later batch; what is held back is drawn by a timer when
+        no batch comes, or by show_held()."""
         if stats is not None:
             self.stats = stats
         self.speeds.extend(speeds)
         self._held = (self._held[0] or stats is not None, self._held[1] or bool(speeds))
-        if self._held == (False, False) or self._timer is not None:
+        if self._held == (False, False):
             return
         wait = self._shown_at + LIVE_REFRESH - time.monotonic()
         if wait <= 0:
             self.show_held()
-        else:
-            self._timer = self.set_timer(wait, self.show_held)
+        elif self._timer is None:  # drawn with a later batch (one screen update), or by this
+            self._timer = self.set_timer(wait + LIVE_REFRESH, self.show_held)
 
     def show_held(self) -> None:
         """Draw what stream() held back, now."""
