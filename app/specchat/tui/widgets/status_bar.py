@@ -24,8 +24,9 @@ LIVE_REFRESH = 0.25
 class StatusBar(Vertical):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.stats: Stats | None = None
+        self.stats: Stats | None = None  # the stats shown
         self.speeds: list[float] = []
+        self._latest: Stats | None = None  # the latest stats, shown when the bar is redrawn
         self._shown_at = 0.0  # when the live line was last redrawn (time.monotonic())
         self._held: tuple[bool, bool] = (False, False)  # (stats, speeds) not redrawn yet
         self._timer: Timer | None = None
@@ -73,7 +74,7 @@ class StatusBar(Vertical):
 
     def update_stats(self, stats: Stats | None) -> None:
         """Show these stats (and the speeds held back) now."""
-        self.stats = stats
+        self._latest = stats
         self._held = (True, self._held[1])
         self.show_held()
 
@@ -83,7 +84,7 @@ class StatusBar(Vertical):
         LIVE_REFRESH seconds, with a later batch; what is held back is drawn by a timer when
         no batch comes, or by show_held()."""
         if stats is not None:
-            self.stats = stats
+            self._latest = stats
         self.speeds.extend(speeds)
         self._held = (self._held[0] or stats is not None, self._held[1] or bool(speeds))
         if self._held == (False, False):
@@ -102,6 +103,7 @@ class StatusBar(Vertical):
         stats, speeds = self._held
         self._held, self._shown_at = (False, False), time.monotonic()
         if stats:
+            self.stats = self._latest
             self.query_one("#status-live", Static).update(live_line(self.stats))
         if speeds:
             self.query_one("#status-spark", Sparkline).data = self.speeds[-SPARK_POINTS:]
