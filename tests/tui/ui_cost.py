@@ -137,7 +137,8 @@ async def measure(folder: Path, rate: float, profile: cProfile.Profile | None) -
         if profile is not None:
             profile.disable()
     report = screen.last_report
-    assert report is not None and report.tokens == len(tokens)
+    assert report is not None, "the reply did not finish"
+    assert report.tokens == len(tokens), f"{report} after {wall:.1f} s"
     return (
         f"{len(tokens)} tokens at {rate:g} tok/s in {wall:.1f} s: UI thread {cpu:.2f} s CPU "
         f"({cpu / wall:.1%} of a core; process {process:.2f} s), {report.batches} batches, "
