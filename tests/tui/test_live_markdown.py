@@ -23,6 +23,9 @@ LOOSE_AND_ORDERED = (
     "3. third\n\n- a\n- b\n  - nested\n- c **bold**\n\n```\nplain block\n```\n\nend\n"
 )
 
+TEN_STEPS = "".join(f"{n}. step {n}\n" for n in range(1, 12)) + "\nDone.\n"  # 9 -> 10: wider
+CODE_IN_A_LIST = "- install:\n\n  ```sh\n  pip install x\n  ```\n- run it\n- `x --help`\n"
+
 
 class OneMarkdown(App[None]):
     def __init__(self, widget: Markdown) -> None:
@@ -62,7 +65,11 @@ async def whole_screen(text: str, size: tuple[int, int]) -> str:
         return app.export_screenshot()
 
 
-@pytest.mark.parametrize("text", [REPLY, LOOSE_AND_ORDERED, REPLY + "\n```sh\necho cut"])
+@pytest.mark.parametrize(
+    "text",
+    [REPLY, LOOSE_AND_ORDERED, REPLY + "\n```sh\necho cut", TEN_STEPS, CODE_IN_A_LIST],
+    ids=["reply", "loose-ordered-nested", "cut-in-code", "ten-steps", "code-in-a-list"],
+)
 async def test_a_streamed_body_ends_as_the_whole_text_shown_at_once(text: str) -> None:
     size = (100, 90)
     assert await streamed_screen(text, size) == await whole_screen(text, size)
