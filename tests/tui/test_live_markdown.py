@@ -9,11 +9,15 @@ import re
 import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Markdown, Static
-from textual.widgets.markdown import MarkdownStream
 
 from specchat.engine.types import Stats
 from specchat.stats_format import live_line
-from specchat.tui.widgets.live_markdown import LiveFence, LiveMarkdown, ends_in_open_fence
+from specchat.tui.widgets.live_markdown import (
+    BodyStream,
+    LiveFence,
+    LiveMarkdown,
+    ends_in_open_fence,
+)
 from specchat.tui.widgets.status_bar import StatusBar
 
 from .ui_cost import REPLY
@@ -44,14 +48,14 @@ async def streamed_screen(text: str, size: tuple[int, int]) -> str:
     body = LiveMarkdown()
     app = OneMarkdown(body)
     async with app.run_test(size=size) as pilot:
-        stream = MarkdownStream(body)
-        stream.start()
+        stream = BodyStream(body)  # as MessageBox streams
         written = ""
         for piece in pieces(text):
             written += piece
             body.stream_text(written)
             await stream.write(piece)
-            await pilot.pause(0) if len(written) % 7 == 0 else None
+            if len(written) % 7 == 0:  # now and then, the screen catches up in between
+                await pilot.pause(0)
         await stream.stop()
         body.end_stream()
         await pilot.pause()
