@@ -139,15 +139,16 @@ class ReplyStream:
             reply.late_batches += latency > LATE_SECONDS
         if message.stats is not None:
             reply.last_stats = message.stats
-            self._status.update_stats(message.stats)
-        self._status.add_speeds(message.speeds)
-        for notice in message.notices:
-            reply.box.add_notice(notice)
-        if message.tokens:
-            reply.tokens += len(message.tokens)
-            # saved first, shown after: every word on screen is in the history (kill -9 safe)
-            self._save_partial(reply, *reply.box.preview(message.tokens))
-            await reply.box.append(message.tokens)
+        with self._screen.app.batch_update():  # the batch: one layout, one screen update
+            self._status.stream(message.stats, message.speeds)
+            for notice in message.notices:
+                reply.box.add_notice(notice)
+            if message.tokens:
+                reply.tokens += len(message.tokens)
+                # saved first, shown after: every word on screen is in the history (kill -9
+                # safe)
+                self._save_partial(reply, *reply.box.preview(message.tokens))
+                await reply.box.append(message.tokens)
 
     def _save_partial(self, reply: ActiveReply, text: str, segments: list[list[str]]) -> None:
         if reply.save_error is not None:
@@ -173,6 +174,7 @@ class ReplyStream:
         if reply is None or message.reply_id != reply.message_id:
             return False
         self.active = None
+        self._status.show_held()  # the live figures held back, exact
         box, done, notices = reply.box, message.done, []
         stats = done.stats if done is not None else None
         if message.error is not None:

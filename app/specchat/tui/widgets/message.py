@@ -20,13 +20,14 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Collapsible, Label, Markdown, Static
-from textual.widgets.markdown import MarkdownFence, MarkdownStream
+from textual.widgets.markdown import MarkdownFence
 
 from specchat.stats_format import stats_table, summary_line
 from specchat.store.records import MessageRecord, MessageStatus
 from specchat.tui.clipboard import notify_copy
 from specchat.tui.format import ORIGIN_STYLES
 from specchat.tui.keys import ACTIONS
+from specchat.tui.widgets.live_markdown import BodyStream, LiveMarkdown
 from specchat.tui.widgets.thinking import (
     ThinkingBlock,
     split_thinking,
@@ -118,7 +119,7 @@ class MessageBox(Vertical, can_focus=True):
         self._tokens_seen = 0  # while streaming: tokens appended so far
         self._thinking_done = False  # while streaming: </think> seen (or no thinking)
         self._answer_shown = ""  # the answer text written to the Markdown body
-        self._stream: MarkdownStream | None = None
+        self._stream: BodyStream | None = None
         # the foldable parts (classes) the user unfolded; the chat view shares one set per
         # message id, so that a message mounted again (a long chat) shows them unfolded again
         self.unfolded: set[str] = set()
@@ -135,7 +136,7 @@ class MessageBox(Vertical, can_focus=True):
         # are mounted when first needed: a long chat mounts fewer widgets
         if self.role == "assistant":
             self._answer_shown = split_thinking(self.text).answer
-            yield Markdown(self._answer_shown, classes="message-body")
+            yield LiveMarkdown(self._answer_shown, classes="message-body")
             yield Static(classes="message-origins")  # hidden until origin colouring is on
         else:
             # a user's line breaks are kept (as Markdown hard breaks); replies follow CommonMark
@@ -219,7 +220,7 @@ class MessageBox(Vertical, can_focus=True):
 
     # streaming ---------------------------------------------------------------------------
     def start_stream(self) -> None:
-        self._stream = Markdown.get_stream(self.query_one(".message-body", Markdown))
+        self._stream = BodyStream(self.query_one(".message-body", Markdown))
 
     def resume_stream(self) -> None:
         """Continue: the reply streams again from where it stopped."""
@@ -271,16 +272,20 @@ class MessageBox(Vertical, can_focus=True):
         body = self.query_one(".message-body", Markdown)
         if self._stream is not None and answer.startswith(self._answer_shown):
             delta, self._answer_shown = answer[len(self._answer_shown) :], answer
+            if isinstance(body, LiveMarkdown):
+                body.stream_text(answer)  # an open code block stays plain until it closes
             await self._stream.write(delta)
             return
         # the start was thinking after all (a template-opened <think>): show the answer anew
         streaming = self._stream is not None
         if self._stream is not None:
             await self._stream.stop()
+        if isinstance(body, LiveMarkdown):
+            body.end_stream()
         self._answer_shown = answer
         await body.update(answer)
         if streaming:
-            self._stream = Markdown.get_stream(body)
+            self._stream = BodyStream(body)
 
     def thinking_stats(self, stats: Mapping[str, object] | None) -> dict[str, object] | None:
         """The reply's stats with its thinking's token count and time (its share of the
@@ -305,6 +310,8 @@ class MessageBox(Vertical, can_focus=True):
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
+        for body in self.query(".message-body").results(LiveMarkdown):
+            body.end_stream()  # every code block highlighted
         if text != self.text:
             self.text = text
             self._answer_shown = split_thinking(text).answer
