@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from specchat.engine.speculative.suffix import ALPHA, FOLLOW_MATCH, LONG, SuffixDrafter, SuffixIndex
 
 
@@ -225,3 +227,79 @@ def test_a_resend_whose_start_must_make_room_is_stored_whole() -> None:
     added = history.add([*first, *_words(401, 900)])  # 900 new do not fit beside the 1200
     assert added == 2_000 - 1  # all of it, (its end, as it exceeds the store)
     assert history.requests == 1
+
+
+# ---- the copy cursor: an edit that copies a long stretch with a word changed -----------------
+
+
+def replay(prompt: list[int], reply: list[int], n: int = 32) -> tuple[int, list[list[int]]]:
+    """Greedy verification of the suffix drafter's proposals against a known reply: the passes
+    it took and every proposal made."""
+    from specchat.engine.speculative.suffix import SuffixDrafter
+
+    drafter = SuffixDrafter()
+    drafter.begin(prompt)
+    out: list[int] = []
+    passes, proposals = 0, []
+    while len(out) < len(reply):
+        proposal = drafter.propose(prompt + out, n).tokens
+        proposals.append(proposal)
+        kept = 0
+        while kept < len(proposal) and len(out) + kept < len(reply):
+            if proposal[kept] != reply[len(out) + kept]:
+                break
+            kept += 1
+        out += reply[len(out) : len(out) + kept + 1]  # the kept drafts and the target's token
+        passes += 1
+    return passes, proposals
+
+
+def source_file(length: int, renamed: int) -> list[int]:
+    """Distinct-looking 'code' tokens in which `renamed` comes back every 20 tokens."""
+    return [renamed if i % 20 == 12 else 1000 + (i * 37) % 997 for i in range(length)]
+
+
+def test_a_rename_is_copied_past_each_changed_token_and_learned_for_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from specchat.engine.speculative import suffix
+
+    old, new = 7, 99
+    source = source_file(300, old)
+    reply = [new if t == old else t for t in source]
+    passes, proposals = replay([5, 6, *source, 8], reply)
+    renamed = [p for p in proposals if new in p]
+    assert renamed and not any(old in p for p in proposals[proposals.index(renamed[0]) :])
+    # without the cursor every rename restarts matching from a few tokens
+    monkeypatch.setattr(suffix, "CURSOR_RUN", 10**6)
+    passes_without, _ = replay([5, 6, *source, 8], reply)
+    assert passes * 2 <= passes_without, (passes, passes_without)
+
+
+def test_new_text_after_a_copy_lets_the_cursor_go_and_keeps_no_substitution() -> None:
+    from specchat.engine.speculative.suffix import CURSOR_MISSES, SuffixDrafter
+
+    source = source_file(120, 7)
+    prompt = [5, 6, *source, 8]
+    drafter = SuffixDrafter()
+    drafter.begin(prompt)
+    out = source[:60]  # copied so far
+    drafter.propose(prompt + out, 32)
+    fresh = [3000 + i for i in range(CURSOR_MISSES + 2)]  # then text the conversation never had
+    for i in range(len(fresh)):
+        out = out + [fresh[i]]
+        proposal = drafter.propose(prompt + out, 32)
+    assert proposal.tokens == [] and not proposal.via_cursor
+    assert drafter.cursor.subst == {}
+
+
+def test_a_substitution_the_target_contradicts_is_dropped() -> None:
+    from specchat.engine.speculative.suffix import CopyCursor
+
+    cursor = CopyCursor()
+    cursor.subst[7] = 99
+    toks = [1, 2, 7, 3, 4, 1, 2, 7]  # the source: 0..4; the reply copies it and keeps 7
+    cursor._at = (0, 5, 16)  # a proposal of the source's start was made at context length 5
+    proposal = cursor.resume(toks, 8, 4)
+    assert 7 not in cursor.subst  # the target wrote the original where 99 was expected
+    assert proposal.tokens == [3, 4] and proposal.via_cursor

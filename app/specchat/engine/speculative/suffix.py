@@ -17,6 +17,7 @@ copies a whole function is verified in long runs, where a token costs least."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from array import array
 from collections import deque
@@ -45,6 +46,13 @@ MIN_SUPPORT = 0.5  # stop where fewer than this share of equally good matches ag
 BUCKETS = (4, 8, 16)
 PRIOR = (0.4, 0.85, 0.95, 0.98)
 PRIOR_WEIGHT = 2.0
+# The copy cursor (an edit that copies a long stretch with a word changed here and there): after
+# a match of at least CURSOR_RUN tokens, a token of the target's own where the earlier text had
+# another is taken as a substitution, and copying resumes right after it; the substitution is
+# applied to later occurrences too (a rename). CURSOR_MISSES rounds in a row without an agreeing
+# token end it (the target is writing something new).
+CURSOR_RUN = 8
+CURSOR_MISSES = 2
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class SuffixProposal:
     support: list[float] = field(default_factory=list)  # per token: share of matches agreeing
     matches: int = 0  # equally good earlier matches (the support's denominator)
     from_history: bool = False  # found in earlier requests (SuffixHistory), not this context
+    start: int = -1  # where the tokens were found in the conversation's index (-1: elsewhere)
+    via_cursor: bool = False  # the copy cursor's: the match resumed past a substitution
 
 
 NO_PROPOSAL = SuffixProposal([])
@@ -178,7 +188,7 @@ def _follow(
             break
         out.append(token)
         support.append(share)
-    return SuffixProposal(out, best_len, support, len(peers), **extra)
+    return SuffixProposal(out, best_len, support, len(peers), start=best, **extra)
 
 
 def _tail_agrees(indexed: list[int], context: Sequence[int], n: int, window: int = 8) -> bool:
@@ -464,41 +474,131 @@ class SuffixDrafter:
         self.trust = SuffixTrust()
         self.history = history
         self.history_trust = SuffixTrust()  # earlier requests' matches earn their own
+        self.cursor_trust = SuffixTrust()  # proposals resumed past a substitution earn their own
         self.counters = DrafterCounters()
         self._match_len = 0  # of the proposal last sent to verification
-        self._from_history = False  # ...and where it was found
+        self._trust = self.trust  # ...and the trust it answers to
+        self.cursor = CopyCursor()
 
     def reset(self) -> None:
         self.index.truncate(0)
+        self.cursor = CopyCursor()
 
     def begin(self, prompt: Sequence[int]) -> None:
         self.index.sync(prompt, full=True)
+        self.cursor = CopyCursor()  # substitutions belong to one reply
 
     def propose(self, context: Sequence[int], n: int) -> SuffixProposal:
-        """The context's own longest match; an earlier request's only when it is longer (and
-        proposes something)."""
+        """The context's own longest match, or the copy cursor's when its run is longer; an
+        earlier request's only when it is longer still (and proposes something)."""
         self.index.sync(context, full=False)
         local = self.index.propose(n)
-        if self.history is None:
-            return local
-        found = self.history.propose(context, n, floor=local.match_len)
-        return found if found.tokens else local
+        resumed = self.cursor.resume(self.index.tokens, len(context), n)
+        best = resumed if resumed.tokens and resumed.match_len > local.match_len else local
+        best = self.cursor.substituted(best)
+        if self.history is not None:
+            found = self.history.propose(context, n, floor=best.match_len)
+            best = found if found.tokens else best
+        self.cursor.proposed(best, len(context))
+        return best
 
     def trust_for(self, proposal: SuffixProposal) -> SuffixTrust:
-        return self.history_trust if proposal.from_history else self.trust
+        if proposal.from_history:
+            return self.history_trust
+        return self.cursor_trust if proposal.via_cursor else self.trust
 
     def sent(self, proposal: SuffixProposal, n: int) -> None:
         """`n` tokens of `proposal` go to verification (0: none)."""
         self.trust_for(proposal).note_proposal(proposal.match_len, len(proposal.tokens), n)
         if n:
             self._match_len = proposal.match_len
-            self._from_history = proposal.from_history
+            self._trust = self.trust_for(proposal)
 
     def accept(self, draft: Draft, accepted: int, round_s: float) -> None:
         """The target kept `accepted` of the proposal last sent."""
         self.counters.accept(len(draft.tokens), accepted, draft.draft_s)
-        trust = self.history_trust if self._from_history else self.trust
-        trust.record(self._match_len, len(draft.tokens), accepted)
+        self._trust.record(self._match_len, len(draft.tokens), accepted)
 
     def idle(self, round_s: float) -> None:
         pass  # nothing to learn from a round without a proposal
+
+
+class CopyCursor:
+    """Where in the conversation the reply is copying from, kept across a changed token.
+
+    A suffix match ends where the target writes a token of its own (`value` renamed to
+    `amount`): the context's end no longer occurs earlier, and matching starts again from a few
+    tokens. The cursor remembers where the last proposal came from; next round it lines the
+    tokens the context gained up with the earlier text: all equal, copying goes on; only the
+    last differs, that token is taken as a substitution, copying resumes right after it, and the
+    substitution is applied to later occurrences (a rename changes every one). A substitution
+    the target contradicts (it writes the original) is dropped; one followed by a miss was the
+    start of new text, not a substitution, and is dropped too. Proposals are verified like every
+    other, so a wrong guess costs a shorter pass, never a wrong token."""
+
+    def __init__(self) -> None:
+        self.subst: dict[int, int] = {}  # earlier token -> the token the reply writes instead
+        self._at: tuple[int, int, int] | None = None  # (source position, context length, run)
+        self._fresh: int | None = None  # the substitution made at the last resume
+        self._misses = 0
+
+    def proposed(self, proposal: SuffixProposal, context_len: int) -> None:
+        """Remember where this round's proposal (sent or not) was found in the conversation."""
+        if proposal.start >= 0 and not proposal.from_history and proposal.match_len >= CURSOR_RUN:
+            self._at = (proposal.start, context_len, proposal.match_len)
+        elif not proposal.via_cursor:
+            self._at = None
+
+    def resume(self, toks: Sequence[int], context_len: int, n: int) -> SuffixProposal:
+        """The earlier text after the tokens the context gained since the last proposal, when
+        those line up with it (the last one may be a substitution)."""
+        at, self._at = self._at, None
+        if at is None or n <= 0:
+            return NO_PROPOSAL
+        start, then, run = at
+        gained = context_len - then
+        if gained <= 0 or start + gained >= then:
+            return NO_PROPOSAL  # (a rollback, or the source would run into the new text)
+        for i in range(gained):
+            source, written = toks[start + i], toks[then + i]
+            if written == self.subst.get(source, source):
+                continue
+            if i < gained - 1:
+                return NO_PROPOSAL  # more than the last token differs: not a copy any more
+            self._learn(source, written, agreed=i > 0)
+            break
+        else:
+            self._confirm()
+        if self._misses >= CURSOR_MISSES:  # the target is writing new text: let go
+            if self._fresh is not None:
+                self.subst.pop(self._fresh, None)
+            self._fresh, self._misses = None, 0
+            return NO_PROPOSAL
+        begin = start + gained
+        tokens = list(toks[begin : min(begin + n, then)])
+        return SuffixProposal(
+            tokens, min(run, MAX_MATCH), [1.0] * len(tokens), 1, start=begin, via_cursor=True
+        )
+
+    def substituted(self, proposal: SuffixProposal) -> SuffixProposal:
+        """The proposal with the substitutions learned so far applied."""
+        if not self.subst or proposal.from_history or not proposal.tokens:
+            return proposal
+        tokens = [self.subst.get(t, t) for t in proposal.tokens]
+        return dataclasses.replace(proposal, tokens=tokens)
+
+    def _learn(self, source: int, written: int, agreed: bool) -> None:
+        if agreed:
+            self._confirm()
+        elif self._fresh is not None:  # a miss right after a substitution: it was new text
+            self.subst.pop(self._fresh, None)
+        if self.subst.get(source) is not None and written == source:
+            del self.subst[source]  # the target kept the original here
+        else:
+            self.subst[source] = written
+        self._fresh = source
+        self._misses = 0 if agreed else self._misses + 1
+
+    def _confirm(self) -> None:
+        self._fresh = None
+        self._misses = 0
