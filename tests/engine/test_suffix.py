@@ -286,8 +286,8 @@ def test_new_text_after_a_copy_lets_the_cursor_go_and_keeps_no_substitution() ->
     out = source[:60]  # copied so far
     drafter.propose(prompt + out, 32)
     fresh = [3000 + i for i in range(CURSOR_MISSES + 2)]  # then text the conversation never had
-    for i in range(len(fresh)):
-        out = out + [fresh[i]]
+    for token in fresh:
+        out = [*out, token]
         proposal = drafter.propose(prompt + out, 32)
     assert proposal.tokens == [] and not proposal.via_cursor
     assert drafter.cursor.subst == {}
