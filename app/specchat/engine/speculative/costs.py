@@ -215,12 +215,11 @@ class CostModel:
 
     def _fitted(self) -> tuple[float, float, float] | None:
         """(mean width, mean ratio, slope >= 0) of the line, or None before any width >= 2."""
-        key = tuple((w, s.version) for w, s in sorted(self.ratio.items()))
+        widths = sorted(self.ratio.items())
+        key = tuple((w, s.version) for w, s in widths)
         if key != self._fit_key:
-            self._fit_key, self._fit = key, _fit_line(
-                [(1.0, 1.0)]
-                + [(float(w), s.estimate) for w, s in sorted(self.ratio.items()) if s.estimate]
-            )
+            points = [(float(w), s.estimate) for w, s in widths if s.estimate]
+            self._fit_key, self._fit = key, _fit_line([(1.0, 1.0), *points])
         return self._fit
 
     def verify_s(self, n: int, smooth: bool = False) -> float:

@@ -342,10 +342,11 @@ class DrafterChain:
 
     def learn_from(self, old: DrafterChain, same_model: bool = True) -> None:
         """Keep what an earlier chain learned (settings changed between replies): the suffix
-        drafter's trust, and the model's acceptance when the model is the same."""
+        drafter's trusts, and the model's acceptance when the model is the same."""
         if self.suffix is not None and old.suffix is not None:
             self.suffix.trust = old.suffix.trust
             self.suffix.history_trust = old.suffix.history_trust
+            self.suffix.cursor_trust = old.suffix.cursor_trust
         if same_model and self.model is not None and old.model is not None:
             self.model.controller.learn_from(old.model.controller)
 

@@ -410,10 +410,7 @@ class SpeculativeEngine:
                 f"{self.target.n_ctx}-token context",
                 kind="warning",
             )
-        for event in self.generate(prompt, settings, cancel, messages=msgs):
-            if isinstance(event, DoneEvent) and dropped:
-                event = dataclasses.replace(event, dropped_turns=dropped)
-            yield event
+        yield from self._generate_fitted(prompt, msgs, dropped, settings, cancel)
 
     def continue_(
         self,
@@ -431,6 +428,17 @@ class SpeculativeEngine:
                 return
             msgs, prompt, dropped = self._fit_context(list(messages), settings)
             prompt = prompt + self.target.tokenize(partial, add_special=False, parse_special=False)
+        yield from self._generate_fitted(prompt, msgs, dropped, settings, cancel)
+
+    def _generate_fitted(
+        self,
+        prompt: list[int],
+        msgs: list[Message],
+        dropped: int,
+        settings: GenerationSettings,
+        cancel: threading.Event | None,
+    ) -> Iterator[Event]:
+        """`generate` for a prompt `_fit_context` made; its DoneEvent tells the turns dropped."""
         for event in self.generate(prompt, settings, cancel, messages=msgs):
             if isinstance(event, DoneEvent) and dropped:
                 event = dataclasses.replace(event, dropped_turns=dropped)
