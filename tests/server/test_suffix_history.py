@@ -10,7 +10,9 @@ pytestmark = pytest.mark.real
 
 QUESTION = [{"role": "user", "content": "Write a Python function that tells whether n is prime."}]
 OTHER = [{"role": "system", "content": "You write short answers."}, *QUESTION]
-FLAGS = ["--n-ctx", "2048", "--max-tokens", "64", "--threads", "1"]
+# docs/engine.md's recipe for exact identity with a Q4_K target: one thread, batches of at most
+# 5 (wider verification batches of Qwen's K-quants drift from one-token logits)
+FLAGS = ["--n-ctx", "2048", "--max-tokens", "64", "--threads", "1", "--suffix-max", "4"]
 
 
 def _client(server) -> openai.OpenAI:
