@@ -47,10 +47,11 @@ def test_modes_are_the_target_alone_and_the_chosen_chain():
 
 @pytest.mark.real
 def test_a_short_session_through_the_api(real_models):
+    # the K-quant exactness recipe (docs/engine.md): one thread, batches of at most 5
     engine = load_engine(
         ModelSettings(path=real_models["qwen"], n_ctx=4096, n_threads=1),
         None,
-        SpecSettings(mode=DraftMode.LOOKUP, draft_max=4, adaptive=False),
+        SpecSettings(mode=DraftMode.LOOKUP, draft_max=4, suffix_max=4, adaptive=False),
     )
     sessions = run_agent_bench(engine, "qwen", default_modes(engine.spec), 400, functions=2)
     alone, chain = report(sessions)["sessions"]
