@@ -32,6 +32,26 @@ def test_the_cli_flags_become_a_typed_request():
     assert request.generation == GenerationSettings(temperature=0.5, seed=3, max_tokens=9)
 
 
+@pytest.mark.parametrize("command", ["ask", "serve", "bench", "chat"])
+def test_every_model_flag_reaches_the_request(command):
+    """A flag the parser takes and the request drops would be silently ignored (--suffix-max
+    once was): every field of PairRequest comes from the flag of its name."""
+    import dataclasses
+
+    args = build_parser().parse_args(
+        [command, "--target", "t.gguf", "--draft", "d.gguf", "--draft-max", "5", "--draft-min",
+         "2", "--suffix-max", "6", "--p-min", "0.3", "--no-adaptive"]
+        + (["hi"] if command == "ask" else [])
+    )  # fmt: skip
+    choice = pair_request(args)
+    for f in dataclasses.fields(PairRequest):
+        if f.name != "generation":
+            assert getattr(choice, f.name) == getattr(args, f.name), f.name
+    spec = resolve_model_request(choice).spec
+    assert (spec.draft_max, spec.draft_min, spec.suffix_max, spec.p_min, spec.adaptive) == (
+        5, 2, 6, 0.3, False)
+
+
 @pytest.mark.parametrize(
     "choice, words",
     [

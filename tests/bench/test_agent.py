@@ -10,6 +10,7 @@ import pytest
 from specchat.bench.agent import (
     Session,
     Turn,
+    ceiling,
     default_modes,
     report,
     run_agent_bench,
@@ -35,14 +36,33 @@ def test_report_compares_with_the_first_mode():
     rows = report([alone, chain, other])["sessions"]
     assert [r["speedup"] for r in rows] == [1.0, 2.5, 1.0]
     assert [r["identical"] for r in rows] == [True, True, False]
+    # the same parsed reply from more tokens (text after a tool call) is not the same reply
+    longer = Session("chain", [turn(2.0, "a"), Turn(2.0, 100, 40, 51, 30, 20, "b")])
+    assert not report([alone, longer])["sessions"][1]["identical"]
     assert rows[1]["prompt_tokens"] == 120 and rows[1]["acceptance_rate"] == pytest.approx(0.667,
                                                                                           abs=1e-3)
+
+
+def test_the_ceiling_drafts_every_token_at_the_cheapest_measured_width():
+    # target alone: 1 s fixed, then 9 tokens after the first at 1 s each
+    alone = Session("target alone", [Turn(10.0, 100, 0, 10, 0, 0, "a", generation_ms=9000.0)])
+    chain = Session("chain", [Turn(5.0, 100, 0, 10, 9, 8, "a", generation_ms=3000.0)],
+                    pass_ratio={2: 1.5, 3: 1.8, 5: 4.9})
+    # width 2: 5 passes x 1.5 s; width 3: 3 x 1.8 s (the best); width 5: 2 x 4.9 s
+    speedup, width = ceiling(alone, chain)
+    assert width == 3 and speedup == pytest.approx(10.0 / (1.0 + 3 * 1.8))
+    row = report([alone, chain])["sessions"][1]
+    assert row["ceiling"] == round(speedup, 2) and row["ceiling_width"] == 3
+    assert report([alone, Session("chain", chain.turns)])["sessions"][1]["ceiling"] is None
 
 
 def test_modes_are_the_target_alone_and_the_chosen_chain():
     assert [s.mode for _, s in default_modes(SpecSettings(mode=DraftMode.MODEL))] == [
         DraftMode.NONE, DraftMode.MODEL]
     assert default_modes(SpecSettings(mode=DraftMode.NONE))[1][1].mode is DraftMode.LOOKUP
+    # the command line's limits reach the suffix drafter (--suffix-max 6: passes of at most 7)
+    chain = default_modes(SpecSettings(mode=DraftMode.NONE, suffix_max=6, adaptive=False))[1][1]
+    assert (chain.mode, chain.suffix_max, chain.adaptive) == (DraftMode.LOOKUP, 6, False)
 
 
 @pytest.mark.real
@@ -62,6 +82,8 @@ def test_a_short_session_through_the_api(real_models):
     assert '"name": "read_file"' in replies[0] and '"name": "run_tests"' in replies[2]
     assert "def celsius_to_fahrenheit" in replies[1]  # the edit: the file again
     assert chain["turn_seconds"][1] > 0
+    # the ceiling reads the measured pass costs, at widths this chain may verify (1 + 4 drafts)
+    assert chain["ceiling"] is not None and 2 <= chain["ceiling_width"] <= 5
 
 
 def test_the_agent_set_resolves_its_models_like_every_command(tmp_path, capsys):

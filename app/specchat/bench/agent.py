@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.types import DraftMode, GenerationSettings, SpecSettings
 from specchat.errors import SpecchatError
 
@@ -104,12 +106,16 @@ class Turn:
     accepted: int
     reply: str  # the assistant message as JSON (content and tool calls, ids left out)
     history_accepted: int = 0  # of accepted, copied from earlier requests (SuffixHistory)
+    generation_ms: float = 0.0  # from the first generated token's pass to the end
 
 
 @dataclass
 class Session:
     mode: str
     turns: list[Turn] = field(default_factory=list)
+    # a drafting mode: what a verification pass over n tokens cost, in one-token passes, as the
+    # engine measured it during the session (its cost model's line through the widths)
+    pass_ratio: dict[int, float] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -141,15 +147,29 @@ def run_agent_bench(
             engine.reset_cache()
             drafting = spec.mode is not DraftMode.NONE
             engine.use_suffix_history(SuffixHistory(HISTORY_TOKENS) if drafting else None)
-            sessions.append(_session(url, name, functions))
+            session = _session(url, name, functions)
+            costs = getattr(engine, "costs", None)
+            if drafting and costs is not None and costs.ratio:
+                session.pass_ratio = {
+                    n: costs.verify_ratio(n, smooth=True) for n in range(2, _widest(spec) + 1)
+                }
+            sessions.append(session)
     return sessions
+
+
+def _widest(spec: SpecSettings) -> int:
+    """The widest verification pass the mode may make: the last token and its longest draft."""
+    drafts = spec.suffix_max if spec.mode is DraftMode.LOOKUP else max(spec.suffix_max,
+                                                                         spec.draft_max)
+    return min(drafts, MAX_DRAFT) + 1
 
 
 def default_modes(spec: SpecSettings) -> list[tuple[str, SpecSettings]]:
     """Target alone, then the drafter chain the command line chose (a draft model after the
     suffix drafter, or the suffix drafter alone with --lookup / no draft)."""
     alone = SpecSettings(mode=DraftMode.NONE)
-    chain = spec if spec.mode is not DraftMode.NONE else SpecSettings(mode=DraftMode.LOOKUP)
+    # (no draft model: the suffix drafter alone, with the limits the command line gave it)
+    chain = spec if spec.mode is not DraftMode.NONE else replace(spec, mode=DraftMode.LOOKUP)
     return [("target alone", alone), (f"chain ({chain.mode.value})", chain)]
 
 
@@ -200,7 +220,7 @@ def _request(url: str, body: dict[str, Any]) -> tuple[dict[str, Any], Turn]:
         c["function"] for c in message.get("tool_calls") or []]}
     turn = Turn(seconds, stats["prompt_tokens"], stats["cached_prompt_tokens"],
                 stats["generated_tokens"], stats["drafted"], stats["accepted"], json.dumps(shown),
-                stats.get("history_accepted", 0))
+                stats.get("history_accepted", 0), stats.get("generation_ms", 0.0))
     return message, turn
 
 
@@ -228,13 +248,44 @@ def _serving(app: Any) -> Iterator[str]:
         sock.close()
 
 
+def _replies(session: Session) -> list[tuple[str, int]]:
+    """What must match token for token: each reply, and how many tokens it took (a parsed tool
+    call hides text the model wrote after it)."""
+    return [(t.reply, t.generated) for t in session.turns]
+
+
+def ceiling(base: Session, chain: Session) -> tuple[float, int] | None:
+    """The speedup no drafter could beat on this machine, in the target alone's own timings:
+    each request's fixed part (prompt, first token, HTTP) as it was, and every later token
+    drafted and accepted, in passes of the one width whose cost per token the chain measured
+    lowest (a pass over n tokens costs its measured multiple of the same request's one-token
+    pass). Noise that slows the whole target-alone run slows its ceiling alike.
+    (speedup, best width), or None without the measurements."""
+    if not chain.pass_ratio or len(base.turns) != len(chain.turns):
+        return None
+    best: tuple[float, int] | None = None
+    for width, ratio in chain.pass_ratio.items():
+        seconds = 0.0
+        for turn in base.turns:
+            after_first = max(turn.generated - 1, 0)
+            generation_s = turn.generation_ms / 1000
+            one_token_s = generation_s / after_first if after_first else 0.0
+            seconds += turn.seconds - generation_s
+            seconds += math.ceil(after_first / width) * ratio * one_token_s
+        if seconds > 0 and (best is None or base.seconds / seconds > best[0]):
+            best = (base.seconds / seconds, width)
+    return best
+
+
 def report(sessions: list[Session]) -> dict[str, Any]:
     """Per mode: wall time (prompt time included), tokens, acceptance, the speedup over the
-    first mode (target alone), and whether every reply equals its reply."""
+    first mode (target alone), whether every reply equals its reply, and for a drafting mode
+    the ceiling its measured pass costs put on any drafter (`ceiling`)."""
     base = sessions[0]
     out = []
     for s in sessions:
         drafted = sum(t.drafted for t in s.turns)
+        bound = ceiling(base, s) if s is not base else None
         out.append({
             "mode": s.mode,
             "seconds": round(s.seconds, 2),
@@ -245,7 +296,9 @@ def report(sessions: list[Session]) -> dict[str, Any]:
             if drafted else 0.0,
             "accepted_from_history": sum(t.history_accepted for t in s.turns),
             "speedup": round(base.seconds / s.seconds, 2) if s.seconds else 0.0,
-            "identical": [t.reply for t in s.turns] == [t.reply for t in base.turns],
+            "identical": _replies(s) == _replies(base),
             "turn_seconds": [round(t.seconds, 2) for t in s.turns],
+            "ceiling": round(bound[0], 2) if bound else None,
+            "ceiling_width": bound[1] if bound else None,
         })  # fmt: skip
     return {"sessions": out}

@@ -219,6 +219,12 @@ def _run_agent(args: argparse.Namespace) -> int:
               f"{'yes' if s['identical'] else 'NO':<10} {s['turn_seconds']}")
     copied = [f"{s['mode']}: {s['accepted_from_history']}" for s in doc["sessions"][1:]]
     print(f"tokens accepted from earlier requests' index: {', '.join(copied)}")
+    for s in doc["sessions"][1:]:
+        if s["ceiling"]:
+            print(f"ceiling for {s['mode']} on this machine (every token after the first drafted "
+                  f"and accepted, passes of {s['ceiling_width']} tokens at their measured cost, "
+                  f"prompt time as measured): {s['ceiling']:.2f}x; reached "
+                  f"{s['speedup'] / s['ceiling']:.0%} of it")
     return 0
 
 

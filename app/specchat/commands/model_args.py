@@ -135,6 +135,7 @@ def pair_request(args: argparse.Namespace) -> PairRequest:
         offline=args.offline,
         draft_max=args.draft_max,
         draft_min=args.draft_min,
+        suffix_max=args.suffix_max,
         p_min=args.p_min,
         no_adaptive=args.no_adaptive,
         rpc=args.rpc,
