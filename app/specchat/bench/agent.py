@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from specchat.engine.limits import MAX_DRAFT
 from specchat.engine.types import DraftMode, GenerationSettings, SpecSettings
 from specchat.errors import SpecchatError
 
@@ -159,9 +158,9 @@ def run_agent_bench(
 
 def _widest(spec: SpecSettings) -> int:
     """The widest verification pass the mode may make: the last token and its longest draft."""
-    drafts = spec.suffix_max if spec.mode is DraftMode.LOOKUP else max(spec.suffix_max,
-                                                                         spec.draft_max)
-    return min(drafts, MAX_DRAFT) + 1
+    if spec.mode is DraftMode.LOOKUP:
+        return spec.suffix_max + 1
+    return max(spec.suffix_max, spec.draft_max) + 1
 
 
 def default_modes(spec: SpecSettings) -> list[tuple[str, SpecSettings]]:
@@ -263,18 +262,18 @@ def ceiling(base: Session, chain: Session) -> tuple[float, int] | None:
     (speedup, best width), or None without the measurements."""
     if not chain.pass_ratio or len(base.turns) != len(chain.turns):
         return None
-    best: tuple[float, int] | None = None
-    for width, ratio in chain.pass_ratio.items():
-        seconds = 0.0
-        for turn in base.turns:
-            after_first = max(turn.generated - 1, 0)
-            generation_s = turn.generation_ms / 1000
-            one_token_s = generation_s / after_first if after_first else 0.0
-            seconds += turn.seconds - generation_s
-            seconds += math.ceil(after_first / width) * ratio * one_token_s
-        if seconds > 0 and (best is None or base.seconds / seconds > best[0]):
-            best = (base.seconds / seconds, width)
-    return best
+    fixed_s = sum(t.seconds - t.generation_ms / 1000 for t in base.turns)
+    # per request: the tokens after the first, and what one of them cost the target alone
+    tokens = [(n, t.generation_ms / 1000 / n if n else 0.0)
+              for t in base.turns for n in [max(t.generated - 1, 0)]]
+
+    def seconds_at(width: int) -> float:
+        return fixed_s + sum(math.ceil(n / width) * chain.pass_ratio[width] * one_s
+                             for n, one_s in tokens)
+
+    width = min(chain.pass_ratio, key=seconds_at)
+    seconds = seconds_at(width)
+    return (base.seconds / seconds, width) if seconds > 0 else None
 
 
 def report(sessions: list[Session]) -> dict[str, Any]:
